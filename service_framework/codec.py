@@ -1,0 +1,431 @@
+"""The wire codec: msgpack plus ext types for the Python values services exchange.
+
+Every body that crosses a socket (and every message on the memory bus, so that tests see
+the same failures as production) goes through `pack` / `unpack`. The codec is on the hot
+path of every request, reply, publication and state update, so it is a thin layer over
+msgpack's C implementation: plain msgpack types are packed natively, and only the types
+msgpack does not know reach the Python `default` / `ext_hook` callbacks.
+
+What crosses the wire, and comes back equal *and of the same type*:
+
+* ``None``, ``bool``, ``int`` (-2**63 .. 2**64-1), ``float``, ``str``, ``bytes``, ``list``,
+  ``dict`` (keys of any supported hashable type: ``{Decimal: Decimal}`` order books work);
+* as ext types: ``Decimal``, ``datetime``, ``date``, ``time``, ``timedelta``, ``UUID``,
+  ``set``, ``frozenset`` and ``tuple`` (items of tuples and sets go through the codec too).
+
+Documented degradations (the value stays ``==``, only the Python type or tz object changes):
+
+* subclasses are sent as their base type: dict/list/tuple/set subclasses (``OrderedDict``,
+  named tuples) as the plain container, ``IntEnum``/``str`` enums as ``int``/``str``,
+  ``bytearray``/``memoryview`` as ``bytes``, freezegun's ``FakeDatetime`` as ``datetime``;
+* an aware ``datetime``/``time`` keeps its UTC offset exactly (to the microsecond) but its
+  tzinfo comes back as a fixed-offset ``datetime.timezone`` without a name: a ``ZoneInfo``
+  degrades to the offset it had at that instant. A ``time`` whose tzinfo gives no offset
+  without a date (e.g. a ``ZoneInfo``) is naive by Python's own definition and is sent naive;
+* a standard msgpack timestamp (ext -1) sent by a non-Python peer decodes as an aware UTC
+  ``datetime``.
+
+Nothing is ever pickled or evaluated. Every failure -- an unencodable value, garbage or
+truncated input, an unknown ext code, trailing data, a body over ``max_bytes``, hostile
+nesting -- raises `CodecError` (a ``ValueError``) with a message that says what was wrong.
+Limits on hostile input: the body length is checked before decoding; msgpack sizes every
+``max_*_len`` from the body length (itself at most ``max_bytes``), so a header cannot claim
+more elements than the body could hold; plain containers nest at most as deep as msgpack's
+fixed parse stack; tuple/set ext payloads nest at most `MAX_EXT_DEPTH` deep (checked the
+same way on both sides, so whatever `pack` accepts, `unpack` accepts).
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Callable
+from uuid import UUID
+
+import msgpack
+from msgpack import ExtType
+from msgpack.exceptions import ExtraData, FormatError, StackError
+
+from service_framework.errors import ServiceFrameworkError
+
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "MAX_EXT_DEPTH", "CodecError", "pack", "unpack"]
+
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Default upper bound of one message body (16 MiB), on both sides of the wire."""
+
+MAX_EXT_DEPTH = 64
+"""How deep tuples/sets may nest inside each other (each level is a nested msgpack payload)."""
+
+
+class CodecError(ServiceFrameworkError, ValueError):
+    """A value cannot be encoded, or bytes cannot be decoded, by the wire codec."""
+
+
+# Ext type codes. Part of the wire format: never renumber.
+EXT_DECIMAL = 1
+EXT_DATETIME = 2
+EXT_DATE = 3
+EXT_TIME = 4
+EXT_TIMEDELTA = 5
+EXT_UUID = 6
+EXT_SET = 7
+EXT_FROZENSET = 8
+EXT_TUPLE = 9
+
+_EXT_NAMES = {
+    EXT_DECIMAL: "Decimal",
+    EXT_DATETIME: "datetime",
+    EXT_DATE: "date",
+    EXT_TIME: "time",
+    EXT_TIMEDELTA: "timedelta",
+    EXT_UUID: "UUID",
+    EXT_SET: "set",
+    EXT_FROZENSET: "frozenset",
+    EXT_TUPLE: "tuple",
+}
+
+_SUPPORTED = (
+    "None, bool, int (64-bit), float, str, bytes, list, dict, tuple, set, frozenset, "
+    "Decimal, datetime, date, time, timedelta, UUID"
+)
+
+# Fixed-size layouts (big-endian). datetime/time carry ``fold`` in bit 24 of the
+# microsecond field; the aware variants append the UTC offset in microseconds.
+_DATETIME = struct.Struct(">HBBBBBI")  # 11 bytes
+_DATETIME_TZ = struct.Struct(">HBBBBBIq")  # 19 bytes
+_DATE = struct.Struct(">HBB")  # 4 bytes
+_TIME = struct.Struct(">BBBI")  # 7 bytes
+_TIME_TZ = struct.Struct(">BBBIq")  # 15 bytes
+_TIMEDELTA = struct.Struct(">iII")  # 12 bytes
+_FOLD_SHIFT = 24
+_MICROSECOND_MASK = (1 << _FOLD_SHIFT) - 1
+
+_INT_MIN = -(1 << 63)
+_INT_MAX = (1 << 64) - 1
+
+# Buffer recycling: building a Packer allocates its buffer, which costs more than packing a
+# typical envelope. Packers are pooled per nesting depth (a Packer is not re-entrant, and the
+# depth is baked into its ``default``); list.pop/append are atomic, so this is thread-safe
+# without locks. A Packer that failed, or whose buffer grew large, is not put back.
+_POOL_MAX = 16
+_POOL_KEEP_BYTES = 1024 * 1024
+_PACKER_BUF_SIZE = 4096
+
+_UNPACK_OPTIONS: dict[str, Any] = {"strict_map_key": False, "raw": False, "timestamp": 3}
+
+_unpackb = msgpack.unpackb
+
+# Fixed-offset timezones, shared (bounded, so hostile offsets cannot grow it without limit).
+_TZ_CACHE: dict[int, timezone] = {0: timezone.utc}
+_TZ_CACHE_MAX = 256
+
+
+def _offset_us(offset: timedelta) -> int:
+    return (offset.days * 86400 + offset.seconds) * 1_000_000 + offset.microseconds
+
+
+def _tz(offset_us: int) -> timezone:
+    tz = _TZ_CACHE.get(offset_us)
+    if tz is None:
+        tz = timezone(timedelta(microseconds=offset_us))
+        if len(_TZ_CACHE) < _TZ_CACHE_MAX:
+            _TZ_CACHE[offset_us] = tz
+    return tz
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _enc_decimal(obj: Decimal) -> ExtType:
+    return ExtType(EXT_DECIMAL, str(obj).encode("ascii"))
+
+
+def _enc_datetime(obj: datetime) -> ExtType:
+    offset = obj.utcoffset()
+    us = obj.microsecond | (obj.fold << _FOLD_SHIFT)
+    if offset is None:
+        return ExtType(
+            EXT_DATETIME,
+            _DATETIME.pack(obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, us),
+        )
+    return ExtType(
+        EXT_DATETIME,
+        _DATETIME_TZ.pack(
+            obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, us,
+            _offset_us(offset),
+        ),
+    )
+
+
+def _enc_date(obj: date) -> ExtType:
+    return ExtType(EXT_DATE, _DATE.pack(obj.year, obj.month, obj.day))
+
+
+def _enc_time(obj: time) -> ExtType:
+    offset = obj.utcoffset()
+    us = obj.microsecond | (obj.fold << _FOLD_SHIFT)
+    if offset is None:
+        return ExtType(EXT_TIME, _TIME.pack(obj.hour, obj.minute, obj.second, us))
+    return ExtType(
+        EXT_TIME, _TIME_TZ.pack(obj.hour, obj.minute, obj.second, us, _offset_us(offset))
+    )
+
+
+def _enc_timedelta(obj: timedelta) -> ExtType:
+    return ExtType(EXT_TIMEDELTA, _TIMEDELTA.pack(obj.days, obj.seconds, obj.microseconds))
+
+
+def _enc_uuid(obj: UUID) -> ExtType:
+    return ExtType(EXT_UUID, obj.bytes)
+
+
+def _cannot_encode(obj: Any) -> CodecError:
+    return CodecError(
+        f"cannot encode object of type {type(obj).__qualname__} (supported: {_SUPPORTED})"
+    )
+
+
+def _make_default(depth: int) -> Callable[[Any], Any]:
+    """The msgpack ``default`` for payloads nested `depth` tuple/set levels deep."""
+    nested = depth + 1
+
+    def enc_items(code: int, obj: Any) -> ExtType:
+        if nested > MAX_EXT_DEPTH:
+            raise CodecError(
+                f"cannot encode: tuples/sets nested more than {MAX_EXT_DEPTH} levels deep"
+            )
+        return ExtType(code, _pack_at(nested, list(obj)))
+
+    def enc_tuple(obj: tuple) -> ExtType:
+        return enc_items(EXT_TUPLE, obj)
+
+    def enc_set(obj: set) -> ExtType:
+        return enc_items(EXT_SET, obj)
+
+    def enc_frozenset(obj: frozenset) -> ExtType:
+        return enc_items(EXT_FROZENSET, obj)
+
+    encoders: dict[type, Callable[[Any], Any]] = {
+        Decimal: _enc_decimal,
+        datetime: _enc_datetime,
+        date: _enc_date,
+        time: _enc_time,
+        timedelta: _enc_timedelta,
+        UUID: _enc_uuid,
+        tuple: enc_tuple,
+        set: enc_set,
+        frozenset: enc_frozenset,
+    }
+    # Subclasses, in an order where a subclass comes before its base (datetime < date).
+    by_base: tuple[tuple[type, Callable[[Any], Any]], ...] = (
+        (dict, dict),
+        (list, list),
+        (str, str.__str__),  # exact str, even for a str Enum whose __str__ is overridden
+        (int, int),  # IntEnum / IntFlag -> int
+        (float, float),
+        (bytes, bytes),
+        (tuple, enc_tuple),
+        (frozenset, enc_frozenset),
+        (set, enc_set),
+        (Decimal, _enc_decimal),
+        (datetime, _enc_datetime),
+        (date, _enc_date),
+        (time, _enc_time),
+        (timedelta, _enc_timedelta),
+        (UUID, _enc_uuid),
+    )
+
+    def default(obj: Any) -> Any:
+        encoder = encoders.get(type(obj))
+        if encoder is not None:
+            return encoder(obj)
+        if type(obj) is int:  # msgpack hands over ints it cannot represent
+            raise CodecError(
+                f"cannot encode int of {obj.bit_length()} bits: msgpack integers are limited "
+                f"to the range -2**63 .. 2**64-1"
+            )
+        for base, convert in by_base:
+            if isinstance(obj, base):
+                return convert(obj)
+        raise _cannot_encode(obj)
+
+    return default
+
+
+_DEFAULTS = [_make_default(depth) for depth in range(MAX_EXT_DEPTH + 1)]
+_POOLS: list[list[msgpack.Packer]] = [[] for _ in range(MAX_EXT_DEPTH + 1)]
+
+
+def _pack_at(depth: int, obj: Any) -> bytes:
+    pool = _POOLS[depth]
+    try:
+        packer = pool.pop()
+    except IndexError:
+        packer = msgpack.Packer(
+            default=_DEFAULTS[depth], strict_types=True, use_bin_type=True,
+            buf_size=_PACKER_BUF_SIZE,
+        )
+    data = packer.pack(obj)  # on an exception the packer is dropped, not recycled
+    if len(data) <= _POOL_KEEP_BYTES and len(pool) < _POOL_MAX:
+        pool.append(packer)
+    return data
+
+
+def pack(obj: Any, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+    """Encode `obj` as one msgpack body; raise `CodecError` if it cannot cross the wire.
+
+    The size limit is checked on the packed bytes so that the sender, not the receiver,
+    learns that a message is too big.
+    """
+    try:
+        data = _pack_at(0, obj)
+    except CodecError:
+        raise
+    except RecursionError as exc:
+        raise CodecError("cannot encode: value nested too deeply") from exc
+    except (ValueError, OverflowError, TypeError, UnicodeError) as exc:
+        # msgpack's own refusals: nesting over its recursion limit, oversized bytes,
+        # strings that are not valid Unicode (lone surrogates), ints out of range.
+        raise CodecError(f"cannot encode: {type(exc).__name__}: {exc}") from exc
+    if len(data) > max_bytes:
+        raise CodecError(f"message of {len(data)} bytes exceeds max_message_bytes={max_bytes}")
+    return data
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _dec_decimal(data: bytes) -> Decimal:
+    return Decimal(data.decode("ascii"))
+
+
+def _dec_datetime(data: bytes) -> datetime:
+    if len(data) == 11:
+        y, mo, d, h, mi, s, us = _DATETIME.unpack(data)
+        tz = None
+    elif len(data) == 19:
+        y, mo, d, h, mi, s, us, off = _DATETIME_TZ.unpack(data)
+        tz = _tz(off)
+    else:
+        raise ValueError(f"expected 11 or 19 bytes, got {len(data)}")
+    return datetime(y, mo, d, h, mi, s, us & _MICROSECOND_MASK, tz, fold=us >> _FOLD_SHIFT)
+
+
+def _dec_date(data: bytes) -> date:
+    return date(*_DATE.unpack(data))
+
+
+def _dec_time(data: bytes) -> time:
+    if len(data) == 7:
+        h, mi, s, us = _TIME.unpack(data)
+        tz = None
+    elif len(data) == 15:
+        h, mi, s, us, off = _TIME_TZ.unpack(data)
+        tz = _tz(off)
+    else:
+        raise ValueError(f"expected 7 or 15 bytes, got {len(data)}")
+    return time(h, mi, s, us & _MICROSECOND_MASK, tz, fold=us >> _FOLD_SHIFT)
+
+
+def _dec_timedelta(data: bytes) -> timedelta:
+    days, seconds, microseconds = _TIMEDELTA.unpack(data)
+    if seconds >= 86400 or microseconds >= 1_000_000:
+        raise ValueError("seconds or microseconds out of their normalised range")
+    return timedelta(days, seconds, microseconds)
+
+
+def _dec_uuid(data: bytes) -> UUID:
+    return UUID(bytes=data)
+
+
+def _make_ext_hook(depth: int) -> Callable[[int, bytes], Any]:
+    """The msgpack ``ext_hook`` for payloads nested `depth` tuple/set levels deep."""
+    nested = depth + 1
+
+    def items(data: bytes) -> list:
+        if nested > MAX_EXT_DEPTH:
+            raise CodecError(
+                f"cannot decode message: tuples/sets nested more than {MAX_EXT_DEPTH} levels deep"
+            )
+        value = _unpackb(data, ext_hook=_EXT_HOOKS[nested], **_UNPACK_OPTIONS)
+        if type(value) is not list:
+            raise ValueError(f"expected an array, got {type(value).__name__}")
+        return value
+
+    def dec_tuple(data: bytes) -> tuple:
+        return tuple(items(data))
+
+    def dec_set(data: bytes) -> set:
+        return set(items(data))
+
+    def dec_frozenset(data: bytes) -> frozenset:
+        return frozenset(items(data))
+
+    decoders: dict[int, Callable[[bytes], Any]] = {
+        EXT_DECIMAL: _dec_decimal,
+        EXT_DATETIME: _dec_datetime,
+        EXT_DATE: _dec_date,
+        EXT_TIME: _dec_time,
+        EXT_TIMEDELTA: _dec_timedelta,
+        EXT_UUID: _dec_uuid,
+        EXT_SET: dec_set,
+        EXT_FROZENSET: dec_frozenset,
+        EXT_TUPLE: dec_tuple,
+    }
+
+    def ext_hook(code: int, data: bytes) -> Any:
+        decoder = decoders.get(code)
+        if decoder is None:
+            raise CodecError(f"cannot decode message: unknown ext type code {code}")
+        try:
+            return decoder(data)
+        except CodecError:
+            raise
+        except Exception as exc:  # struct.error, ValueError, InvalidOperation, TypeError...
+            raise CodecError(
+                f"cannot decode message: invalid {_EXT_NAMES[code]} payload "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+
+    return ext_hook
+
+
+_EXT_HOOKS = [_make_ext_hook(depth) for depth in range(MAX_EXT_DEPTH + 1)]
+_EXT_HOOK = _EXT_HOOKS[0]
+
+
+def unpack(data: bytes, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
+    """Decode one msgpack body from `data` (bytes-like); raise `CodecError` on any bad input.
+
+    The length is checked before anything is parsed, so an oversized body costs nothing.
+    Whatever the bytes are, the only exception that leaves is `CodecError`.
+    """
+    size = len(data)
+    if size > max_bytes:
+        raise CodecError(f"message of {size} bytes exceeds max_message_bytes={max_bytes}")
+    try:
+        return _unpackb(
+            data, ext_hook=_EXT_HOOK, strict_map_key=False, raw=False, timestamp=3
+        )
+    except CodecError:
+        raise
+    except ExtraData as exc:
+        raise CodecError(
+            f"cannot decode message: {len(exc.extra)} bytes of trailing data after the body"
+        ) from exc
+    except StackError as exc:
+        raise CodecError("cannot decode message: containers nested too deeply") from exc
+    except FormatError as exc:
+        raise CodecError("cannot decode message: not valid msgpack") from exc
+    except RecursionError as exc:
+        raise CodecError("cannot decode message: value nested too deeply") from exc
+    except Exception as exc:
+        if size == 0:
+            raise CodecError("cannot decode message: empty body") from exc
+        text = str(exc)
+        if "incomplete input" in text:
+            raise CodecError(
+                f"cannot decode message: truncated (incomplete input, {size} bytes)"
+            ) from exc
+        raise CodecError(f"cannot decode message: {type(exc).__name__}: {text}") from exc

@@ -1,0 +1,11 @@
+"""external_target: calls a Python callable as if it were a remote service."""
+
+from __future__ import annotations
+
+from .outbound import OutboundConnection
+
+
+class ExternalTarget(OutboundConnection):
+    def deliver(self, args: dict, workflow_id: str) -> dict:
+        self.runtime.emit("out", "request", self.name, workflow_id, args=args)
+        return self.check_reply(self.spec.creation["target"](**args), workflow_id)

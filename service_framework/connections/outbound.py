@@ -1,0 +1,50 @@
+"""The shared path of every out connection: validate, maybe stub, send, validate the reply."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from ..component import Component
+from ..errors import ArgumentError
+
+
+class OutboundConnection(Component):
+    """An out connection. `send` may be called from the loop thread or from `main`."""
+
+    def __init__(self, spec, runtime) -> None:
+        super().__init__(spec, runtime)
+        # main mode calls to_send from its own thread while handlers may call it from the
+        # loop: a socket is never used by two threads at once.
+        self.lock = threading.Lock()
+        self.stub: Callable[[dict], dict] | None = None
+
+    def send(self, args: Any, workflow_id: str) -> dict:
+        args = self.spec.args.check(args)
+        runtime = self.runtime
+        with self.lock:
+            if self.stub is not None:
+                runtime.emit("out", self.event_kind, self.name, workflow_id, args=args)
+                reply = self.stub(args)
+                return self.check_reply(reply, workflow_id)
+            return self.deliver(args, workflow_id)
+
+    event_kind = "request"
+
+    def deliver(self, args: dict, workflow_id: str) -> dict:
+        raise NotImplementedError
+
+    def check_reply(self, reply: Any, workflow_id: str) -> dict:
+        returns = self.spec.returns
+        if returns is None:
+            return {}
+        if reply is None and not returns.keys:
+            reply = {}
+        if not returns.keys:
+            if not isinstance(reply, dict):
+                raise ArgumentError(f"connection {self.name!r} return arguments: expected a "
+                                    f"dict, got {type(reply).__name__}")
+        else:
+            reply = returns.check(reply)
+        self.runtime.emit("in", "reply", self.name, workflow_id, return_args=reply)
+        return reply

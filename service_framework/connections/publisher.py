@@ -1,0 +1,96 @@
+"""publisher: `[topic, body]` on an XPUB socket.
+
+XPUB rather than PUB because it shows subscriptions arriving: with `min_subscribers` the
+first send waits for them instead of sleeping after bind (the slow-joiner problem).
+"""
+
+from __future__ import annotations
+
+from ..envelope import encode_request
+from ..logs import get_logger
+from ..transport.base import Socket, SocketKind
+from .outbound import OutboundConnection
+
+log = get_logger()
+DEFAULT_WAIT_FOR_SUBSCRIBERS_S = 5.0
+
+
+def topic_bytes(creation: dict, default: str) -> bytes:
+    topic = creation.get("topic", default)
+    return topic if isinstance(topic, bytes) else str(topic).encode()
+
+
+class SubscriptionCounter:
+    """Counts live subscriptions per topic from the messages an XPUB socket receives."""
+
+    def __init__(self) -> None:
+        self.counts: dict[bytes, int] = {}
+
+    def read(self, socket: Socket) -> None:
+        while (frames := socket.recv()) is not None:
+            message = frames[0]
+            if message[:1] == b"\x01":
+                self.counts[message[1:]] = self.counts.get(message[1:], 0) + 1
+            elif message[:1] == b"\x00":
+                self.counts[message[1:]] = max(0, self.counts.get(message[1:], 0) - 1)
+
+    def matching(self, topic: bytes) -> int:
+        # ZMQ filters are prefixes: a subscription to b"" or to a prefix also receives us.
+        return sum(n for prefix, n in self.counts.items() if topic.startswith(prefix))
+
+
+class Publisher(OutboundConnection):
+    event_kind = "message"
+
+    def __init__(self, spec, runtime) -> None:
+        super().__init__(spec, runtime)
+        creation = spec.creation
+        self.topic = topic_bytes(creation, spec.name)
+        self.min_subscribers = int(creation.get("min_subscribers", 0))
+        self.wait_for_subscribers_s = float(
+            creation.get("wait_for_subscribers_s", DEFAULT_WAIT_FOR_SUBSCRIBERS_S))
+        self.is_x_pub = bool(creation.get("is_x_pub", False))
+        self.subscriptions = SubscriptionCounter()
+        self.waited = self.min_subscribers <= 0
+        self.dropped = 0
+
+    def open(self) -> None:
+        self.socket = self.open_socket(SocketKind.XPUB, "publisher", bind=not self.is_x_pub,
+                                       hwm=int(self.spec.creation.get("hwm", 1000)))
+
+    def wait_for_subscribers(self) -> bool:
+        """Blocks (up to `wait_for_subscribers_s`) until `min_subscribers` have subscribed."""
+        runtime = self.runtime
+        clock = runtime.clock
+        deadline = clock.monotonic() + self.wait_for_subscribers_s
+        poller = runtime.transport.poller(owner=f"{runtime.name}.{self.name}")
+        poller.register(self.socket)
+        try:
+            while True:
+                self.subscriptions.read(self.socket)
+                if self.subscriptions.matching(self.topic) >= self.min_subscribers:
+                    return True
+                remaining = deadline - clock.monotonic()
+                if remaining <= 0:
+                    log.warning("%s: %d of %d subscriber(s) after %.3gs; publishing anyway",
+                                self.label, self.subscriptions.matching(self.topic),
+                                self.min_subscribers, self.wait_for_subscribers_s)
+                    return False
+                poller.poll(remaining)
+        finally:
+            poller.close()
+
+    def deliver(self, args: dict, workflow_id: str) -> dict:
+        runtime = self.runtime
+        if not self.waited:
+            self.waited = True
+            self.wait_for_subscribers()
+        body = encode_request(workflow_id, args, max_bytes=runtime.max_message_bytes)
+        runtime.emit("out", "message", self.name, workflow_id, args=args)
+        if not self.socket.send([self.topic, body]):
+            self.dropped += 1
+            runtime.count("publish_drops")
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("%s: %d message(s) dropped at the high-water mark",
+                            self.label, self.dropped)
+        return {}

@@ -1,0 +1,102 @@
+"""replyer: answers every request, with an error reply when anything goes wrong.
+
+A ROUTER socket, so many requesters are served and every reply goes back to its sender.
+The last frame is the body; the frames before it are the route (a REQ peer adds an empty
+delimiter, a DEALER does not; both work).
+"""
+
+from __future__ import annotations
+
+from ..codec import CodecError
+from ..component import Component
+from ..envelope import EnvelopeError, decode_request, encode_error, encode_reply
+from ..errors import ArgumentError
+from ..logs import get_logger
+from ..transport.base import Frames, Socket, SocketKind
+
+log = get_logger()
+# Requests handled per wake-up before the loop looks at other sockets and timers.
+BATCH = 256
+
+
+class Replyer(Component):
+    def open(self) -> None:
+        self.socket = self.open_socket(SocketKind.ROUTER, "replyer", bind=True)
+        self.runtime.watch(self.socket, self.on_readable)
+
+    def on_readable(self, socket: Socket) -> None:
+        for _ in range(BATCH):
+            frames = socket.recv()
+            if frames is None:
+                return
+            self.handle(socket, frames)
+
+    def handle(self, socket: Socket, frames: Frames) -> None:
+        reply = self.answer(frames)
+        if reply is not None:
+            socket.send(frames[:-1] + [reply])
+
+    def answer(self, frames: Frames) -> bytes | None:
+        """The reply body for one request; None when it cannot be routed back."""
+        runtime = self.runtime
+        if len(frames) < 2:
+            runtime.count("malformed")
+            log.warning("%s: dropped a message of %d frame(s) with no route",
+                        self.label, len(frames))
+            return None
+        max_bytes = runtime.max_message_bytes
+        try:
+            request = decode_request(frames[-1], max_bytes=max_bytes)
+        except (CodecError, EnvelopeError) as error:
+            runtime.count("bad_requests")
+            workflow_id = runtime.new_workflow_id()
+            log.warning("%s: bad request: %s", self.label, error,
+                        extra={"workflow_id": workflow_id})
+            runtime.emit("in", "error", self.name, workflow_id,
+                         error={"type": type(error).__name__, "message": str(error)})
+            return encode_error(workflow_id, None, type(error).__name__, str(error))
+        workflow_id = request.workflow_id or runtime.new_workflow_id()
+        try:
+            args = self.spec.args.check(request.args)
+            runtime.emit("in", "request", self.name, workflow_id, args=args)
+            result = runtime.call(self.spec.handler, args, runtime.to_send, runtime.states,
+                                  runtime.config, workflow_id=workflow_id)
+            result = self.check_return(result)
+            body = encode_reply(workflow_id, request.rid, result, max_bytes=max_bytes)
+        except Exception as error:
+            runtime.count("error_replies")
+            error_type = type(error).__name__
+            if isinstance(error, (ArgumentError, CodecError)):
+                log.warning("%s: %s: %s", self.label, error_type, error,
+                            extra={"workflow_id": workflow_id})
+            else:
+                log.exception("%s: handler raised %s; answering with an error reply",
+                              self.label, error_type, extra={"workflow_id": workflow_id})
+            runtime.emit("out", "error", self.name, workflow_id,
+                         error={"type": error_type, "message": str(error)})
+            return encode_error(workflow_id, request.rid, error_type, str(error))
+        runtime.emit("out", "reply", self.name, workflow_id, return_args=result)
+        return body
+
+    def check_return(self, result: object) -> dict:
+        returns = self.spec.returns
+        if result is None and not returns.keys:
+            return {}
+        if not returns.keys:
+            if not isinstance(result, dict):
+                raise ArgumentError(f"connection {self.name!r} return arguments: the handler "
+                                    f"must return a dict, got {type(result).__name__}")
+            return result
+        return returns.check(result)
+
+    def drain(self, deadline: float) -> None:
+        """Answers what is queued; past `deadline`, answers with an error reply instead."""
+        socket = self.socket
+        clock = self.runtime.clock
+        while (frames := socket.recv()) is not None:
+            if clock.monotonic() < deadline:
+                self.handle(socket, frames)
+            elif len(frames) >= 2:
+                socket.send(frames[:-1] + [encode_error(
+                    self.runtime.new_workflow_id(), None, "ServiceStopping",
+                    f"service {self.runtime.name!r} is stopping")])

@@ -1,0 +1,57 @@
+"""subscriber: exact-topic messages, validated, to a handler; a bad one is logged and dropped."""
+
+from __future__ import annotations
+
+from ..codec import CodecError
+from ..component import Component
+from ..envelope import EnvelopeError, decode_request
+from ..logs import get_logger
+from ..transport.base import Frames, Socket, SocketKind
+from .publisher import topic_bytes
+
+log = get_logger()
+BATCH = 256
+
+
+class Subscriber(Component):
+    def __init__(self, spec, runtime) -> None:
+        super().__init__(spec, runtime)
+        self.topic = topic_bytes(spec.creation, spec.name)
+        self.is_binder = bool(spec.creation.get("is_binder", False))
+
+    def open(self) -> None:
+        self.socket = self.open_socket(SocketKind.SUB, "subscriber", bind=self.is_binder,
+                                       many=not self.is_binder)
+        self.socket.subscribe(self.topic)
+        self.runtime.watch(self.socket, self.on_readable)
+
+    def on_readable(self, socket: Socket) -> None:
+        for _ in range(BATCH):
+            frames = socket.recv()
+            if frames is None:
+                return
+            self.handle(frames)
+
+    def handle(self, frames: Frames) -> None:
+        runtime = self.runtime
+        if len(frames) != 2 or frames[0] != self.topic:
+            # ZMQ filters by prefix; "orders" must not receive "orders_eu".
+            if len(frames) != 2:
+                runtime.count("malformed")
+            return
+        try:
+            message = decode_request(frames[1], max_bytes=runtime.max_message_bytes)
+            workflow_id = message.workflow_id or runtime.new_workflow_id()
+            args = self.spec.args.check(message.args)
+        except (CodecError, EnvelopeError, ValueError) as error:
+            runtime.count("bad_messages")
+            log.warning("%s: dropped a bad message: %s", self.label, error)
+            return
+        runtime.emit("in", "message", self.name, workflow_id, args=args)
+        try:
+            runtime.call(self.spec.handler, args, runtime.to_send, runtime.states,
+                         runtime.config, workflow_id=workflow_id)
+        except Exception as error:
+            runtime.count("handler_errors")
+            log.exception("%s: handler raised %s; message dropped, the service goes on",
+                          self.label, type(error).__name__, extra={"workflow_id": workflow_id})

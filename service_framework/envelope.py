@@ -1,0 +1,83 @@
+"""Request and reply envelopes (SPEC §8) on top of the codec.
+
+A request is `{"v": 1, "workflow_id", "args", "rid"}`; a reply carries the same `rid` and
+either `return_args` or `error: {type, message}`. `rid` lets a requester that retried drop
+a late answer to a request it gave up on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from . import codec
+from .errors import ServiceFrameworkError
+
+VERSION = 1
+
+
+class EnvelopeError(ServiceFrameworkError, ValueError):
+    """A body decoded but is not a valid envelope of this protocol version."""
+
+
+class Request(NamedTuple):
+    workflow_id: str
+    args: Any
+    rid: Any
+
+
+class Reply(NamedTuple):
+    workflow_id: str
+    rid: Any
+    return_args: Any
+    error: dict | None
+
+
+def encode_request(workflow_id: str, args: Any, rid: Any = None, *, max_bytes: int) -> bytes:
+    return codec.pack({"v": VERSION, "workflow_id": workflow_id, "args": args, "rid": rid},
+                      max_bytes=max_bytes)
+
+
+def encode_reply(workflow_id: str, rid: Any, return_args: Any, *, max_bytes: int) -> bytes:
+    return codec.pack(
+        {"v": VERSION, "workflow_id": workflow_id, "return_args": return_args, "rid": rid},
+        max_bytes=max_bytes,
+    )
+
+
+def encode_error(workflow_id: str, rid: Any, error_type: str, message: str) -> bytes:
+    # Error bodies are small and made of strings, so they always fit and always encode.
+    return codec.pack({"v": VERSION, "workflow_id": workflow_id, "rid": rid,
+                       "error": {"type": error_type, "message": message[:4000]}})
+
+
+def _envelope(body: bytes, max_bytes: int) -> dict:
+    message = codec.unpack(body, max_bytes=max_bytes)
+    if not isinstance(message, dict):
+        raise EnvelopeError(f"expected an envelope map, got {type(message).__name__}")
+    version = message.get("v")
+    if version != VERSION:
+        raise EnvelopeError(f"unsupported envelope version {version!r} (this side speaks {VERSION})")
+    workflow_id = message.get("workflow_id")
+    if workflow_id is not None and not isinstance(workflow_id, str):
+        raise EnvelopeError("envelope workflow_id must be a string")
+    return message
+
+
+def decode_request(body: bytes, *, max_bytes: int) -> Request:
+    message = _envelope(body, max_bytes)
+    if "args" not in message:
+        raise EnvelopeError("request envelope has no 'args'")
+    return Request(message.get("workflow_id") or "", message["args"], message.get("rid"))
+
+
+def decode_reply(body: bytes, *, max_bytes: int) -> Reply:
+    message = _envelope(body, max_bytes)
+    error = message.get("error")
+    if error is not None:
+        if not isinstance(error, dict):
+            raise EnvelopeError("reply envelope 'error' must be a map")
+        error = {"type": str(error.get("type", "Error")), "message": str(error.get("message", ""))}
+    elif "return_args" not in message:
+        raise EnvelopeError("reply envelope has neither 'return_args' nor 'error'")
+    return Reply(message.get("workflow_id") or "", message.get("rid"),
+                 message.get("return_args"), error)

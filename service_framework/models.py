@@ -1,0 +1,259 @@
+"""Connection and state models: checked once at load time, compiled into specs.
+
+A model is the dict a service author writes (`connection_type`, argument types, creation
+arguments). A spec is what the runtime uses: side, type, checkers, handler, creation values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .errors import ModelError
+from .validation import ArgsChecker
+
+CONNECTION_SIDES = {
+    "replyer": "in",
+    "subscriber": "in",
+    "requester": "out",
+    "publisher": "out",
+    "external_target": "out",
+    "external_request": "out",  # 0.0.12 spelling of external_target
+}
+STATE_KINDS = {
+    "full_update_out": ("full", "out"),
+    "full_update_in": ("full", "in"),
+    "delta_update_out": ("delta", "out"),
+    "delta_update_in": ("delta", "in"),
+    "local_variable_delta_update": ("delta", None),  # 0.0.12: the delta type of either side
+}
+_ARGUMENT_KEYS = (
+    "required_creation_arguments", "optional_creation_arguments",
+    "required_arguments", "optional_arguments",
+    "required_return_arguments", "optional_return_arguments",
+)
+CONNECTION_MODEL_KEYS = frozenset(
+    ("connection_type", "required_connection_arguments", "optional_connection_arguments")
+    + _ARGUMENT_KEYS)
+STATE_MODEL_KEYS = frozenset(
+    ("state_type", "required_state_arguments", "optional_state_arguments") + _ARGUMENT_KEYS)
+# Keys an inbound connection's handler may be given under; any other single callable works.
+HANDLER_KEYS = {"replyer": "on_new_request", "subscriber": "on_new_message"}
+# Protocol fields 0.0.12 state models declared; the framework owns them now.
+STATE_PROTOCOL_KEYS = frozenset(("current_num", "is_snapshot"))
+
+
+@dataclass
+class ConnectionSpec:
+    name: str
+    side: str
+    type: str
+    creation: dict[str, Any]
+    args: ArgsChecker
+    returns: ArgsChecker | None
+    handler: Callable | None = None
+
+    @property
+    def where(self) -> str:
+        return f"connection_models.{self.side}.{self.name}"
+
+
+@dataclass
+class StateSpec:
+    name: str
+    side: str
+    kind: str  # 'full' or 'delta'
+    type: str
+    creation: dict[str, Any]
+    value: ArgsChecker
+    protocol_keys: frozenset[str] = field(default_factory=frozenset)
+    on_update: Callable | None = None
+
+    @property
+    def where(self) -> str:
+        return f"state_models.{self.side}.{self.name}"
+
+
+def _mapping(model: Mapping, key: str, where: str) -> dict:
+    value = model.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ModelError(f"{where}.{key}: expected a dict, got {type(value).__name__}")
+    return dict(value)
+
+
+def _check_keys(model: Any, allowed: frozenset[str], type_key: str, where: str) -> None:
+    if not isinstance(model, Mapping):
+        raise ModelError(f"{where}: a model must be a dict, got {type(model).__name__}")
+    unknown = sorted(set(model) - allowed)
+    if unknown:
+        raise ModelError(f"{where}: unknown model key {unknown[0]!r} "
+                         f"(known keys: {', '.join(sorted(allowed))})")
+    if type_key not in model:
+        raise ModelError(f"{where}: missing {type_key!r}")
+
+
+def _sides(models: Any, what: str) -> dict[str, dict]:
+    if models is None:
+        return {"in": {}, "out": {}}
+    if not isinstance(models, Mapping):
+        raise ModelError(f"{what}: expected {{'in': {{...}}, 'out': {{...}}}}, "
+                         f"got {type(models).__name__}")
+    unknown = sorted(set(models) - {"in", "out"})
+    if unknown:
+        raise ModelError(f"{what}: unknown side {unknown[0]!r} (expected 'in' and 'out')")
+    return {side: _mapping(models, side, what) for side in ("in", "out")}
+
+
+def _creation(model: Mapping, setup: Mapping | None, prefix: str, where: str) -> dict:
+    creation: dict[str, Any] = {}
+    for key in (f"required_{prefix}_arguments", f"optional_{prefix}_arguments",
+                "optional_creation_arguments", "required_creation_arguments"):
+        if prefix == "state" and key.endswith("state_arguments"):
+            continue  # state arguments are protocol field types, not values
+        creation.update(_mapping(model, key, where))
+    if setup:
+        if not isinstance(setup, Mapping):
+            raise ModelError(f"{where}: setup_* must return a dict of arguments, "
+                             f"got {type(setup).__name__}")
+        creation.update(setup)
+    return creation
+
+
+def _find_handler(creation: Mapping, preferred: str | None, where: str,
+                  required: bool) -> Callable | None:
+    if preferred and preferred in creation:
+        handler = creation[preferred]
+        if not callable(handler):
+            raise ModelError(f"{where}.{preferred}: expected a callable handler, "
+                             f"got {type(handler).__name__}")
+        return handler
+    callables = [key for key, value in creation.items()
+                 if callable(value) and not isinstance(value, type)]
+    if len(callables) == 1:
+        return creation[callables[0]]
+    if len(callables) > 1:
+        raise ModelError(f"{where}: several callables in creation arguments "
+                         f"({', '.join(sorted(callables))}); name the handler {preferred!r}")
+    if required:
+        raise ModelError(f"{where}: missing handler (a callable under {preferred!r} in "
+                         "creation arguments or setup_connections)")
+    return None
+
+
+def connection_specs(models: Any, setup: Mapping | None) -> dict[tuple[str, str], ConnectionSpec]:
+    """Validates `connection_models` and builds one spec per connection."""
+    setup = setup or {}
+    specs: dict[tuple[str, str], ConnectionSpec] = {}
+    for side, named in _sides(models, "connection_models").items():
+        for name, model in named.items():
+            where = f"connection_models.{side}.{name}"
+            _check_keys(model, CONNECTION_MODEL_KEYS, "connection_type", where)
+            kind = model["connection_type"]
+            if kind not in CONNECTION_SIDES:
+                raise ModelError(f"{where}.connection_type: unknown connection type {kind!r} "
+                                 f"(known: {', '.join(sorted(CONNECTION_SIDES))})")
+            if CONNECTION_SIDES[kind] != side:
+                raise ModelError(f"{where}: a {kind} is an {CONNECTION_SIDES[kind]!r} "
+                                 f"connection, not {side!r}")
+            kind = "external_target" if kind == "external_request" else kind
+            creation = _creation(model, setup.get(name), "connection", where)
+            handler = None
+            if kind == "external_target":
+                target = creation.pop("func_to_call", None) or creation.get("target")
+                if target is None:
+                    raise ModelError(f"{where}: an external_target needs a 'target' "
+                                     "creation argument (a callable or an import path)")
+                creation["target"] = resolve_target(target, where)
+            if side == "in":
+                handler = _find_handler(creation, HANDLER_KEYS.get(kind), where, required=True)
+            args = ArgsChecker(f"connection {name!r} arguments",
+                               _mapping(model, "required_arguments", where),
+                               _mapping(model, "optional_arguments", where), where=where)
+            returns = None
+            if kind in ("replyer", "requester", "external_target"):
+                returns = ArgsChecker(f"connection {name!r} return arguments",
+                                      _mapping(model, "required_return_arguments", where),
+                                      _mapping(model, "optional_return_arguments", where),
+                                      where=where)
+            specs[(side, name)] = ConnectionSpec(name, side, kind, creation, args, returns,
+                                                 handler)
+    unknown = sorted(set(setup) - {name for _, name in specs})
+    if unknown:
+        raise ModelError(f"setup_connections: {unknown[0]!r} is not a connection of this service")
+    return specs
+
+
+def state_specs(models: Any, setup: Mapping | None) -> dict[tuple[str, str], StateSpec]:
+    """Validates `state_models` and builds one spec per state."""
+    setup = setup or {}
+    specs: dict[tuple[str, str], StateSpec] = {}
+    for side, named in _sides(models, "state_models").items():
+        for name, model in named.items():
+            where = f"state_models.{side}.{name}"
+            _check_keys(model, STATE_MODEL_KEYS, "state_type", where)
+            state_type = model["state_type"]
+            if state_type not in STATE_KINDS:
+                raise ModelError(f"{where}.state_type: unknown state type {state_type!r} "
+                                 f"(known: {', '.join(sorted(STATE_KINDS))})")
+            kind, type_side = STATE_KINDS[state_type]
+            if type_side is not None and type_side != side:
+                raise ModelError(f"{where}: a {state_type} state belongs under {type_side!r}, "
+                                 f"not {side!r}")
+            protocol = {**_mapping(model, "required_state_arguments", where),
+                        **_mapping(model, "optional_state_arguments", where)}
+            unknown = sorted(set(protocol) - STATE_PROTOCOL_KEYS)
+            if unknown:
+                raise ModelError(f"{where}: unknown state argument {unknown[0]!r} "
+                                 f"(known: {', '.join(sorted(STATE_PROTOCOL_KEYS))})")
+            creation = _creation(model, setup.get(name), "state", where)
+            on_update = creation.get("on_update")
+            if on_update is not None and not callable(on_update):
+                raise ModelError(f"{where}.on_update: expected a callable, "
+                                 f"got {type(on_update).__name__}")
+            if on_update is not None and side == "out":
+                raise ModelError(f"{where}.on_update: only in-states take an on_update handler")
+            value = ArgsChecker(f"state {name!r}",
+                                _mapping(model, "required_arguments", where),
+                                _mapping(model, "optional_arguments", where), where=where)
+            specs[(side, name)] = StateSpec(name, side, kind, state_type, creation, value,
+                                            frozenset(protocol), on_update)
+    unknown = sorted(set(setup) - {name for _, name in specs})
+    if unknown:
+        raise ModelError(f"setup_states: {unknown[0]!r} is not a state of this service")
+    return specs
+
+
+def resolve_target(value: Any, where: str) -> Callable:
+    """An external target: a callable, or an import path resolved now, never from the wire.
+
+    Accepts "package.module:attr.path" and "package.module.Class.method".
+    """
+    if callable(value):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ModelError(f"{where}.target: expected a callable or an import path string, "
+                         f"got {type(value).__name__}")
+    import importlib
+
+    if ":" in value:
+        module_name, _, attr_path = value.partition(":")
+        attrs = attr_path.split(".")
+    else:
+        parts = value.split(".")
+        module_name, attrs = "", parts
+        for cut in range(len(parts) - 1, 0, -1):  # longest importable module prefix
+            try:
+                importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            module_name, attrs = ".".join(parts[:cut]), parts[cut:]
+            break
+    try:
+        target: Any = importlib.import_module(module_name)
+        for attr in attrs:
+            target = getattr(target, attr)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ModelError(f"{where}.target: cannot resolve {value!r}: {error}") from error
+    if not callable(target):
+        raise ModelError(f"{where}.target: {value!r} is not callable")
+    return target

@@ -1,0 +1,270 @@
+"""The loop of one service: wait for input up to a deadline, dispatch it, run due timers.
+
+`step()` is the unit the memory bus drives; `run()` repeats it on a thread of its own
+(or the caller's) for real ZeroMQ. Nothing here touches `zmq` or reads `time.time()`.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, NamedTuple
+
+from .codec import DEFAULT_MAX_MESSAGE_BYTES
+from .errors import ArgumentError
+from .loader import ServiceDefinition
+from .logs import get_logger, service_name_var, workflow_id_var
+from .transport.base import Socket, Transport
+
+log = get_logger()
+
+
+class Event(NamedTuple):
+    """One thing that crossed the service's edge, for traces and the harness outbox."""
+
+    t: float
+    dir: str  # 'in' or 'out'
+    kind: str  # 'request', 'reply', 'message', 'state', 'error'
+    name: str
+    workflow_id: str
+    payload: dict
+
+
+class Sent(NamedTuple):
+    """One `to_send` call: what the service sent and, for requests, what came back."""
+
+    output_type: str
+    output_name: str
+    args: dict
+    reply: dict | None = None
+
+
+class Runtime:
+    """Owns a service's components and drives them one step at a time."""
+
+    def __init__(self, definition: ServiceDefinition, transport: Transport, *,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 drain_s: float = 1.0) -> None:
+        from .connections import build_connection
+        from .states import build_state
+
+        self.definition = definition
+        self.name = definition.name
+        self.config = definition.config
+        self.transport = transport
+        self.clock = transport.clock
+        self.max_message_bytes = max_message_bytes
+        self.drain_s = drain_s
+        self.poller = transport.poller(owner=self.name)
+        self.stop_requested = False
+        self.closed = False
+        self.opened = False
+        self.counters: dict[str, int] = {}
+        self.sent_listeners: list[Callable[[Sent], None]] = []
+        self.event_listeners: list[Callable[[Event], None]] = []
+        self._watchers: dict[Socket, Callable[[Socket], None]] = {}
+        self._pending_signals: list[tuple[str, int, Any]] = []
+        self._state_values: dict[str, dict] = {}
+        self.states = MappingProxyType(self._state_values)
+        self.step_lock = threading.RLock()  # one step at a time, whoever drives
+        self.in_connections = {}
+        self.out_connections = {}
+        for (side, name), spec in definition.connections.items():
+            target = self.in_connections if side == "in" else self.out_connections
+            target[name] = build_connection(spec, self)
+        self.in_states = {}
+        self.out_states = {}
+        for (side, name), spec in definition.states.items():
+            target = self.in_states if side == "in" else self.out_states
+            target[name] = build_state(spec, self)
+
+    # -- components ---------------------------------------------------------------------
+    @property
+    def components(self) -> list:
+        return [*self.out_states.values(), *self.in_connections.values(),
+                *self.out_connections.values(), *self.in_states.values()]
+
+    def open(self) -> None:
+        """Binds and connects every socket; on failure closes what was opened."""
+        token = service_name_var.set(self.name)
+        try:
+            for component in self.components:
+                component.open()
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            service_name_var.reset(token)
+        self.opened = True
+
+    def watch(self, socket: Socket, on_readable: Callable[[Socket], None]) -> None:
+        self._watchers[socket] = on_readable
+        self.poller.register(socket)
+
+    def unwatch(self, socket: Socket) -> None:
+        if self._watchers.pop(socket, None) is not None:
+            self.poller.unregister(socket)
+
+    def set_state_value(self, name: str, value: dict) -> None:
+        self._state_values[name] = value
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    # -- the loop -----------------------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        deadlines = [d for c in self.components if (d := c.next_deadline()) is not None]
+        return min(deadlines) if deadlines else None
+
+    def step(self, timeout_s: float | None) -> int:
+        """Waits up to `timeout_s` (bounded by the next timer) and handles what arrived.
+
+        Returns how many sockets and timers were handled.
+        """
+        with self.step_lock:
+            token = service_name_var.set(self.name)
+            try:
+                deadline = self.next_deadline()
+                if deadline is not None:
+                    until_timer = max(0.0, deadline - self.clock.monotonic())
+                    timeout_s = until_timer if timeout_s is None else min(timeout_s, until_timer)
+                handled = 0
+                if not self.stop_requested:
+                    for socket in self.poller.poll(timeout_s):
+                        callback = self._watchers.get(socket)
+                        if callback is not None:
+                            callback(socket)
+                            handled += 1
+                handled += self.run_timers()
+                self._deliver_signals()
+                return handled
+            finally:
+                service_name_var.reset(token)
+
+    def run_timers(self) -> int:
+        now = self.clock.monotonic()
+        due = [c for c in self.components
+               if (d := c.next_deadline()) is not None and d <= now]
+        for component in due:
+            self.guard(component.on_timer, now, where=f"timer of {component.name!r}")
+        return len(due)
+
+    def run(self) -> None:
+        """Steps until `request_stop()`; blocks in poll while idle (no busy loop)."""
+        while not self.stop_requested:
+            self.step(None)
+        self._deliver_signals()
+
+    def request_stop(self) -> None:
+        """Thread- and signal-safe: the loop stops after the current step."""
+        self.stop_requested = True
+        self.poller.wake()
+
+    def drain(self) -> None:
+        """Answers requests already received, then refuses the rest (SPEC §16)."""
+        deadline = self.clock.monotonic() + self.drain_s
+        for connection in self.in_connections.values():
+            drain = getattr(connection, "drain", None)
+            if drain is not None:
+                self.guard(drain, deadline, where=f"drain of {connection.name!r}")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for component in reversed(self.components):
+            try:
+                component.close()
+            except Exception:  # closing must reach every socket
+                log.exception("closing %r failed", component.name)
+        self.poller.close()
+
+    # -- signals ------------------------------------------------------------------------
+    def signal(self, name: str, signum: int = 0, frame: Any = None) -> None:
+        """Records a signal; its handler runs on the loop, then the service stops."""
+        self._pending_signals.append((name, signum, frame))
+        self.request_stop()
+
+    def _deliver_signals(self) -> None:
+        while self._pending_signals:
+            name, signum, frame = self._pending_signals.pop(0)
+            self.run_signal_handler(name, signum, frame)
+
+    def run_signal_handler(self, name: str, signum: int, frame: Any) -> None:
+        handler = self.definition.signal_handlers.get(name)
+        if handler is not None:
+            self.guard(handler, signum, frame, self.to_send, self.states, self.config,
+                       where=f"{name.lower()}_handler")
+
+    # -- calling user code --------------------------------------------------------------
+    def new_workflow_id(self) -> str:
+        return self.transport.new_id() if hasattr(self.transport, "new_id") else _uuid()
+
+    def call(self, function: Callable, *args: Any, workflow_id: str | None = None) -> Any:
+        """Runs user code with its workflow id in the logging context."""
+        token = workflow_id_var.set(workflow_id or self.new_workflow_id())
+        try:
+            return function(*args)
+        finally:
+            workflow_id_var.reset(token)
+
+    def guard(self, function: Callable, *args: Any, where: str) -> Any:
+        """Runs framework or user code whose failure must not stop the loop."""
+        try:
+            return function(*args)
+        except Exception:
+            self.count("errors")
+            log.exception("%s failed; the service goes on", where)
+            return None
+
+    def init(self) -> None:
+        if self.definition.init_function is not None:
+            self.call(self.definition.init_function, self.to_send, self.states, self.config)
+
+    def run_main(self) -> Any:
+        definition = self.definition
+        if definition.main_takes_states:
+            return self.call(definition.main, self.to_send, self.states, self.config)
+        return self.call(definition.main, self.to_send, self.config)
+
+    # -- output -------------------------------------------------------------------------
+    def to_send(self, output_type: str, output_name: str, args: Any = None) -> dict:
+        """What handlers call to send: returns the reply of a request, else {}."""
+        if output_type == "connection":
+            component = self.out_connections.get(output_name)
+        elif output_type == "state":
+            component = self.out_states.get(output_name)
+        else:
+            raise ArgumentError(f"to_send: output_type must be 'connection' or 'state', "
+                                f"got {output_type!r}")
+        if component is None:
+            known = sorted(self.out_connections if output_type == "connection"
+                           else self.out_states)
+            raise ArgumentError(f"to_send: {output_name!r} is not an out {output_type} of "
+                                f"service {self.name!r} (out {output_type}s: "
+                                f"{', '.join(known) or 'none'})")
+        workflow_id = workflow_id_var.get()
+        if workflow_id == "-":
+            workflow_id = self.new_workflow_id()
+        reply = component.send({} if args is None else args, workflow_id)
+        if self.sent_listeners:
+            record = Sent(output_type, output_name, args, reply if reply else None)
+            for listener in self.sent_listeners:
+                listener(record)
+        return reply
+
+    def emit(self, dir: str, kind: str, name: str, workflow_id: str, **payload: Any) -> None:
+        if self.event_listeners:
+            event = Event(self.clock.monotonic(), dir, kind, name, workflow_id, payload)
+            for listener in self.event_listeners:
+                listener(event)
+
+    def iter_connections(self) -> Iterable:
+        return [*self.in_connections.values(), *self.out_connections.values()]
+
+
+def _uuid() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+

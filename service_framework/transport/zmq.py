@@ -1,0 +1,169 @@
+"""The production transport: real ZeroMQ sockets. The only module that imports `zmq`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import threading
+import time
+from typing import Sequence
+
+import zmq
+
+from .base import Clock, Frames, Poller, Socket, SocketKind, Transport
+
+_ZMQ_TYPES = {
+    SocketKind.ROUTER: zmq.ROUTER,
+    SocketKind.DEALER: zmq.DEALER,
+    SocketKind.XPUB: zmq.XPUB,
+    SocketKind.SUB: zmq.SUB,
+}
+
+# Bounded linger: pending messages get this long to leave on close, so stop is never stuck.
+LINGER_MS = 200
+
+
+class SystemClock(Clock):
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def now(self) -> _dt.datetime:
+        return _dt.datetime.now(_dt.timezone.utc)
+
+
+class ZmqSocket(Socket):
+    __slots__ = ("kind", "owner", "raw", "_send", "_recv")
+
+    def __init__(self, context: zmq.Context, kind: SocketKind, owner: str, hwm: int) -> None:
+        self.kind = kind
+        self.owner = owner
+        raw = context.socket(_ZMQ_TYPES[kind])
+        raw.setsockopt(zmq.LINGER, LINGER_MS)
+        raw.setsockopt(zmq.SNDHWM, hwm)
+        raw.setsockopt(zmq.RCVHWM, hwm)
+        if kind is SocketKind.XPUB:
+            # Every subscription reaches us (not only the first per topic): we count
+            # subscribers for `min_subscribers`. NODROP turns a silent HWM drop into
+            # EAGAIN, so drops are counted and logged instead of vanishing.
+            raw.setsockopt(zmq.XPUB_VERBOSE, 1)
+            raw.setsockopt(zmq.XPUB_NODROP, 1)
+        self.raw = raw
+        self._send = raw.send_multipart
+        self._recv = raw.recv_multipart
+
+    def bind(self, endpoint: str) -> str:
+        self.raw.bind(endpoint)
+        return self.raw.getsockopt(zmq.LAST_ENDPOINT).decode()
+
+    def connect(self, endpoint: str) -> None:
+        self.raw.connect(endpoint)
+
+    def send(self, frames: Frames) -> bool:
+        try:
+            self._send(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        return True
+
+    def recv(self) -> Frames | None:
+        try:
+            return self._recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+
+    def subscribe(self, topic: bytes) -> None:
+        self.raw.setsockopt(zmq.SUBSCRIBE, topic)
+
+    def close(self) -> None:
+        if not self.raw.closed:
+            self.raw.close(linger=LINGER_MS)
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+
+class ZmqPoller(Poller):
+    """zmq.Poller plus a self-pipe, so another thread or a signal handler can wake it."""
+
+    def __init__(self) -> None:
+        self._poller = zmq.Poller()
+        self._by_raw: dict[zmq.Socket, ZmqSocket] = {}
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._poller.register(self._wake_r, zmq.POLLIN)
+        self._closed = False
+
+    def register(self, socket: Socket) -> None:
+        assert isinstance(socket, ZmqSocket)
+        self._by_raw[socket.raw] = socket
+        self._poller.register(socket.raw, zmq.POLLIN)
+
+    def unregister(self, socket: Socket) -> None:
+        assert isinstance(socket, ZmqSocket)
+        if self._by_raw.pop(socket.raw, None) is not None:
+            self._poller.unregister(socket.raw)
+
+    def poll(self, timeout_s: float | None) -> Sequence[Socket]:
+        timeout_ms = None if timeout_s is None else max(0, int(timeout_s * 1000 + 0.999))
+        try:
+            events = self._poller.poll(timeout_ms)
+        except zmq.ZMQError as error:
+            if error.errno == zmq.EINTR:  # a signal: the caller re-checks its flags
+                return ()
+            raise
+        ready = []
+        for raw, _ in events:
+            if raw == self._wake_r:
+                self._drain_wake_pipe()
+            else:
+                ready.append(self._by_raw[raw])
+        return ready
+
+    def _drain_wake_pipe(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # pipe full (a wake is already pending) or closed during shutdown
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+
+class ZmqTransport(Transport):
+    """Real sockets on the process-wide ZMQ context. Many services may share one."""
+
+    name = "zmq"
+
+    def __init__(self, context: zmq.Context | None = None) -> None:
+        self.context = context or zmq.Context.instance()
+        self.clock = SystemClock()
+        self._lock = threading.Lock()
+
+    def socket(self, kind: SocketKind, *, owner: str, hwm: int = 1000) -> Socket:
+        with self._lock:  # context.socket is thread-safe; the lock keeps option setting tidy
+            return ZmqSocket(self.context, kind, owner, hwm)
+
+    def poller(self, *, owner: str) -> Poller:
+        return ZmqPoller()
+
+
+_default: ZmqTransport | None = None
+
+
+def default_zmq_transport() -> ZmqTransport:
+    global _default
+    if _default is None:
+        _default = ZmqTransport()
+    return _default

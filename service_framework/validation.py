@@ -1,0 +1,388 @@
+"""Argument models: type forms, readable type names, and compiled argument checkers.
+
+Validation runs on every message, so each model is compiled once into per-key predicates:
+plain classes use ``isinstance`` (about an order of magnitude faster than typeguard), and
+only the forms that need it go through ``typeguard.check_type`` with ``ALL_ITEMS`` (the
+typeguard default checks only the first item of a collection). Error details are computed
+only after a predicate fails, so the success path does no string work.
+
+Type rules: ``bool`` is never accepted where ``int``, ``float`` or ``complex`` is asked (also
+inside containers and unions); an ``int`` is accepted where ``float`` (or ``complex``) is
+asked, following the PEP 484 numeric tower.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import reprlib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
+
+from .errors import ArgumentError, ModelError
+
+__all__ = ["ArgsChecker", "make_predicate", "translate_type", "type_name"]
+
+_NONE = type(None)
+_UNIONS = (Union, types.UnionType)
+_MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
+_LITERAL_VALUE_TYPES = (int, str, bytes, bool, _NONE)
+_SHORTHANDS = {
+    dict: "a dict shorthand has exactly one {KeyType: ValueType} pair",
+    list: "a list shorthand has exactly one item type: [T]",
+    tuple: "a tuple shorthand needs at least one item type",
+    set: "a set shorthand has exactly one item type: {T}",
+    frozenset: "a frozenset shorthand has exactly one item type",
+}
+
+
+class _BadForm(Exception):
+    """A type form that cannot be used; args: (the offending piece, the reason)."""
+
+
+def translate_type(form: Any, *, where: str) -> Any:
+    """Return the typing form for a model type form (translating 0.0.12 shorthands)."""
+    try:
+        return _translate(form)
+    except _BadForm as exc:
+        bad, reason = exc.args
+        inner = "" if bad is form else f" in {type_name(form)}"
+        raise ModelError(f"{where}: invalid type {type_name(bad)}{inner}: {reason}") from None
+
+
+def _translate(form: Any) -> Any:
+    if form is None or form is _NONE:
+        return _NONE
+    if form is Any:  # checked before `type`: typing.Any is a class on Python 3.11+
+        return Any
+    kind = type(form)
+    if kind in _SHORTHANDS and (len(form) != 1 if kind is not tuple else not form):
+        raise _BadForm(form, _SHORTHANDS[kind])
+    if kind is dict:
+        ((key, value),) = form.items()
+        return dict[_translate(key), _translate(value)]
+    if kind is tuple:
+        if len(form) == 2 and form[1] is Ellipsis:
+            return tuple[_translate(form[0]), ...]
+        return tuple[tuple(_translate(item) for item in form)]
+    if kind in _SHORTHANDS:  # [T], {T}, frozenset({T})
+        return kind[_translate(next(iter(form)))]
+    if isinstance(form, (str, typing.ForwardRef)):
+        raise _BadForm(form, "type names given as strings are not supported; use the type")
+    origin = get_origin(form)
+    if origin is not None:
+        return _translate_generic(form, origin)
+    if isinstance(form, typing.TypeVar):
+        raise _BadForm(form, "a model cannot use a type variable")
+    if isinstance(form, type) or hasattr(form, "__supertype__"):  # classes and NewTypes
+        return form
+    raise _BadForm(form, "not a type (expected a class, a typing form or a shorthand)")
+
+
+def _translate_generic(form: Any, origin: Any) -> Any:
+    if origin is Literal:
+        for value in get_args(form):
+            if not isinstance(value, _LITERAL_VALUE_TYPES) and not hasattr(value, "_value_"):
+                raise _BadForm(form, "Literal values must be str/int/bytes/bool/None/Enum")
+        return form
+    if origin in (typing.ClassVar, typing.Final):
+        raise _BadForm(form, "not a value type")
+    return _map_args(form, origin, _translate)
+
+
+def _map_args(form: Any, origin: Any, fn: Callable[[Any], Any]) -> Any:
+    """Rebuild a typing form with `fn` applied to its type arguments."""
+    if origin is Literal or origin is cabc.Callable:
+        return form  # their arguments are values / a parameter list, not type forms
+    args = get_args(form)
+    if origin is Annotated:
+        return Annotated[(fn(args[0]), *form.__metadata__)]
+    new_args = tuple(arg if arg is Ellipsis or arg == () else fn(arg) for arg in args)
+    if new_args == args:
+        return form  # keep the user's spelling (typing.List[int] stays as given)
+    if origin in _UNIONS:
+        return Union[new_args]  # noqa: UP007 - built at run time, not an annotation
+    if isinstance(form, types.GenericAlias):
+        return types.GenericAlias(origin, new_args)
+    return form.copy_with(new_args)
+
+
+def type_name(form: Any) -> str:
+    """A readable name for a type form: ``int``, ``dict[str, Decimal]``, ``int | None``."""
+    if form is Any:
+        return "Any"
+    if form is None or form is _NONE:
+        return "None"
+    if form is Ellipsis:
+        return "..."
+    kind = type(form)
+    if kind in _SHORTHANDS:
+        try:
+            form = _translate(form)
+        except _BadForm:  # show a bad shorthand readably: [int, str], {int: str, str: int}
+            if kind is dict:
+                return "{" + ", ".join(f"{type_name(k)}: {type_name(v)}"
+                                       for k, v in form.items()) + "}"
+            if not form and kind in (set, frozenset):
+                return f"{kind.__name__}()"
+            inner = ", ".join(type_name(item) for item in form)
+            return {list: "[{}]", tuple: "({})", set: "{{{}}}"}.get(kind, "{{{}}}").format(inner)
+    origin = get_origin(form)
+    if origin is None:
+        if isinstance(form, type) or hasattr(form, "__supertype__"):
+            qualname = form.__qualname__  # Outer.Inner reads well; f.<locals>.Inner does not
+            return form.__name__ if "<locals>" in qualname else qualname
+        return repr(form)
+    args = get_args(form)
+    if origin in _UNIONS:
+        return " | ".join(type_name(arg) for arg in args)
+    if origin is Literal:
+        return f"Literal[{', '.join(repr(arg) for arg in args)}]"
+    if origin is Annotated:
+        return type_name(args[0])
+    if origin is cabc.Callable:
+        return repr(form).replace("collections.abc.", "").replace("typing.", "")
+    name = type_name(origin)
+    if not args:
+        return f"{name}[()]" if origin is tuple and form is not typing.Tuple else name  # noqa: UP006
+    return f"{name}[{', '.join(type_name(arg) for arg in args)}]"
+
+
+# --- strict numbers -------------------------------------------------------------------
+# typeguard accepts True for int (bool subclasses int). Inside typeguard-checked forms,
+# int/float/complex are replaced by classes whose isinstance() excludes bool; they are
+# named like the builtins so typeguard's messages read "is not an instance of int".
+
+
+class _StrictNumberMeta(type):
+    _accepts: tuple[type, ...]
+
+    def __instancecheck__(cls, value: Any) -> bool:
+        return isinstance(value, cls._accepts) and not isinstance(value, bool)
+
+
+_STRICT = {
+    number: _StrictNumberMeta(number.__name__, (), {"_accepts": accepts, "__module__": "builtins"})
+    for number, accepts in ((int, (int,)), (float, (int, float)), (complex, (int, float, complex)))
+}
+
+
+def _strict(form: Any) -> Any:
+    """The same form with int/float/complex replaced by their bool-rejecting versions."""
+    if isinstance(form, type) and form in _STRICT:
+        return _STRICT[form]
+    origin = get_origin(form)
+    return form if origin is None else _map_args(form, origin, _strict)
+
+
+# --- compiled predicates ----------------------------------------------------------------
+Predicate = Callable[[Any], bool]
+_PROBE = type("_Probe", (), {})()  # a value of no declared type, to probe forms at load time
+
+
+def _always(value: Any) -> bool:
+    return True
+
+
+def _plain_predicate(cls: type) -> Predicate | None:
+    """A fast isinstance predicate, or None if the class needs typeguard."""
+    if cls is _NONE:
+        return lambda v: v is None
+    if cls in _STRICT:
+        accepts = _STRICT[cls]._accepts  # type: ignore[attr-defined]
+        return lambda v: type(v) is cls or (isinstance(v, accepts) and not isinstance(v, bool))
+    if typing.is_typeddict(cls) or getattr(cls, "_is_protocol", False):
+        return None  # isinstance() is not meaningful (or raises) for these
+    return lambda v: type(v) is cls or isinstance(v, cls)
+
+
+def _compile(form: Any) -> Predicate:
+    """Compile a translated form into a predicate ``value -> bool``."""
+    if form is Any:
+        return _always
+    origin = get_origin(form)
+    if origin is None and isinstance(form, type):
+        fast = _plain_predicate(form)
+        if fast is not None:
+            return fast
+    if origin in _UNIONS:
+        members = get_args(form)
+        if all(get_origin(m) is None and isinstance(m, type) for m in members):
+            preds = [_plain_predicate(m) for m in members]
+            if all(p is not None for p in preds):
+                if len(preds) == 2 and members[1] is _NONE:  # Optional[plain]: the common case
+                    first = preds[0]
+                    return lambda v: v is None or first(v)  # type: ignore[misc]
+                return lambda v: any(p(v) for p in preds)  # type: ignore[misc]
+    strict = _strict(form)
+    strategy = CollectionCheckStrategy.ALL_ITEMS
+
+    def typeguard_predicate(value: Any) -> bool:
+        try:
+            check_type(value, strict, collection_check_strategy=strategy)
+        except TypeCheckError:
+            return False
+        return True
+
+    try:  # a probe value makes typeguard reject forms it cannot check, at load time
+        typeguard_predicate(_PROBE)
+    except Exception as exc:  # noqa: BLE001 - any failure here means an unusable form
+        raise _BadForm(form, f"typeguard cannot check it ({exc})") from None
+    return typeguard_predicate
+
+
+def make_predicate(form: Any, *, where: str = "type") -> Predicate:
+    """A compiled ``value -> bool`` check for one type form (same rules as ArgsChecker)."""
+    translated = translate_type(form, where=where)
+    try:
+        return _compile(translated)
+    except _BadForm as exc:
+        raise ModelError(f"{where}: invalid type {type_name(form)}: {exc.args[1]}") from None
+
+
+def _explain(form: Any, value: Any) -> str:
+    """Why `value` does not match `form` (only called after a predicate failed)."""
+    strategy = CollectionCheckStrategy.ALL_ITEMS
+    try:
+        check_type(value, _strict(form), collection_check_strategy=strategy)
+    except TypeCheckError as exc:
+        return " ".join(str(exc).split())  # typeguard's union report spans several lines
+    except Exception as exc:  # noqa: BLE001 - the message is best effort
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
+def _dict_members(form: Any) -> list[tuple[Any, Any]]:
+    """(key, value) forms of the dict-like members of a form (for partial checks)."""
+    members = get_args(form) if get_origin(form) in _UNIONS else (form,)
+    found = []
+    for member in members:
+        origin = get_origin(member) or member
+        if origin in _MAPPINGS:
+            args = get_args(member)
+            found.append(args if len(args) == 2 else (Any, Any))
+    return found
+
+
+def _compile_partial(form: Any) -> Predicate:
+    """Merge-patch predicate: None deletes; dicts against a dict-like form check recursively."""
+    full = _compile(form)
+    dict_forms = [(_compile(k), _compile_partial(v)) for k, v in _dict_members(form)]
+    if not dict_forms:
+        return lambda v: v is None or full(v)
+
+    def partial_predicate(value: Any) -> bool:
+        if value is None:
+            return True
+        if isinstance(value, dict):
+            return any(all(kp(k) and vp(item) for k, item in value.items())
+                       for kp, vp in dict_forms)
+        return full(value)
+
+    return partial_predicate
+
+
+def _explain_partial(form: Any, value: Any) -> str:
+    dict_forms = _dict_members(form)
+    if not isinstance(value, dict) or not dict_forms:
+        return _explain(form, value)
+    key_form, value_form = dict_forms[0]
+    key_ok, value_ok = _compile(key_form), _compile_partial(value_form)
+    for key, item in value.items():
+        if not key_ok(key):
+            return f"key {_short(key)} is {_tname(key)}, expected {type_name(key_form)}"
+        if not value_ok(item):
+            return (f"value of key {_short(key)} is {_tname(item)}, expected "
+                    f"{type_name(value_form)} or None: {_explain_partial(value_form, item)}")
+    return ""
+
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 40
+_repr.maxlist = _repr.maxdict = _repr.maxset = _repr.maxtuple = 4
+_repr.maxlevel = 2
+
+
+def _short(value: Any) -> str:
+    text = _repr.repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _tname(value: Any) -> str:
+    return "None" if value is None else type(value).__qualname__
+
+
+class ArgsChecker:
+    """Checks argument dicts against a ``required``/``optional`` model, compiled once."""
+
+    def __init__(self, owner: str, required: Mapping[str, Any] | None,
+                 optional: Mapping[str, Any] | None, *, where: str | None = None) -> None:
+        self.owner = owner
+        where = where or owner
+        forms: dict[str, Any] = {}
+        for section, model in (("required", required), ("optional", optional)):
+            if model is None:
+                continue
+            if not isinstance(model, Mapping):
+                raise ModelError(f"{where}: {section} arguments must be a dict, "
+                                 f"got {type(model).__name__}")
+            for key, form in model.items():
+                if not isinstance(key, str):
+                    raise ModelError(f"{where}: argument names must be str, got {key!r}")
+                if key in forms:
+                    raise ModelError(f"{where}: key {key!r} is both required and optional")
+                forms[key] = translate_type(form, where=f"{where}, key {key!r}")
+        self.required: dict[str, Any] = {k: forms[k] for k in (required or {})}
+        self.optional: dict[str, Any] = {k: forms[k] for k in (optional or {})}
+        self.forms = forms
+        self.keys: frozenset[str] = frozenset(forms)
+        self._required_keys = frozenset(self.required)
+        self._checks: dict[str, Predicate] = {}
+        self._partial_checks: dict[str, Predicate] = {}
+        for key, form in forms.items():
+            try:
+                self._checks[key] = _compile(form)
+                self._partial_checks[key] = _compile_partial(form)
+            except _BadForm as exc:
+                raise ModelError(f"{where}, key {key!r}: invalid type {type_name(form)}: "
+                                 f"{exc.args[1]}") from None
+
+    def check(self, args: Any, *, partial: bool = False) -> dict:
+        """Return `args` if it matches the model, else raise ArgumentError.
+
+        partial=True checks a JSON-merge-patch delta: nothing is required, None is a
+        deletion anywhere, and dicts for dict-typed keys are checked recursively.
+        """
+        if not isinstance(args, dict):
+            raise ArgumentError(f"{self.owner}: expected a dict of arguments, "
+                                f"got {type(args).__name__}")
+        checks = self._partial_checks if partial else self._checks
+        for key, value in args.items():
+            predicate = checks.get(key)
+            if predicate is None:
+                self._unknown(key)
+            if not predicate(value):  # type: ignore[misc]
+                self._wrong(key, value, partial)
+        if not partial and not args.keys() >= self._required_keys:
+            missing = [k for k in self.required if k not in args]
+            listing = ", ".join(f"{k!r} ({type_name(self.required[k])})" for k in missing)
+            plural = "s" if len(missing) > 1 else ""
+            raise ArgumentError(f"{self.owner}: missing required key{plural} {listing}")
+        return args
+
+    def _unknown(self, key: Any) -> None:
+        allowed = ", ".join(repr(k) for k in self.forms) or "none"
+        raise ArgumentError(f"{self.owner}: unknown key {key!r} (allowed keys: {allowed})")
+
+    def _wrong(self, key: str, value: Any, partial: bool) -> None:
+        form = self.forms[key]
+        detail = _explain_partial(form, value) if partial else _explain(form, value)
+        expected = type_name(form)
+        if partial and not expected.endswith("| None"):
+            expected += " or None"
+        message = (f"{self.owner}: key {key!r} expected {expected}, "
+                   f"got {_tname(value)} {_short(value)}")
+        raise ArgumentError(message + (f" ({detail})" if detail else ""))
