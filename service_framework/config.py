@@ -192,7 +192,7 @@ def coerce_json(value: Any, form: Any) -> Any:
 
     Values that cannot be coerced are returned unchanged for validation to report.
     """
-    if form is Any or form is object:  # CLI JSON floats were parsed as Decimal; untyped slots get floats back
+    if form is Any or form is object:  # CLI JSON parses floats as Decimal; untyped: floats
         return _floats(value)
     if value is None:
         return value

@@ -104,10 +104,14 @@ def load_service(spec: str | os.PathLike | types.ModuleType, *,
                  config: Mapping | str | os.PathLike | None = None,
                  extras: Mapping[str, str] | None = None,
                  addresses: Mapping | str | os.PathLike | None = None,
-                 main_mode: bool = False) -> ServiceDefinition:
+                 main_mode: bool = False,
+                 addresses_for: Callable[["ServiceDefinition"], Mapping] | None = None,
+                 ) -> ServiceDefinition:
     """Imports and validates a service: config, models, hooks and addresses.
 
     Raises ModelError or ConfigError naming the place; nothing is bound here.
+    `addresses_for`, when no addresses are given, makes them from the loaded models (the
+    test harness uses it to hand out free ports).
     """
     module = import_service(spec)
     name = Path(getattr(module, "__file__", None) or module.__name__).stem
@@ -153,6 +157,8 @@ def load_service(spec: str | os.PathLike | types.ModuleType, *,
         handler = getattr(module, f"{signal_name}_handler", None)
         if handler is not None:
             definition.signal_handlers[signal_name.upper()] = handler
+    if addresses is None and addresses_for is not None:
+        definition.addresses = dict(addresses_for(definition))
     if main_mode:
         require_main_mode(definition)
     _check_addresses(definition)

@@ -57,6 +57,7 @@ class Runtime:
         self.drain_s = drain_s
         self.poller = transport.poller(owner=self.name)
         self.stop_requested = False
+        self.in_step = False  # the memory bus never steps a service inside its own step
         self.closed = False
         self.opened = False
         self.counters: dict[str, int] = {}
@@ -123,6 +124,7 @@ class Runtime:
         """
         with self.step_lock:
             token = service_name_var.set(self.name)
+            self.in_step = True
             try:
                 deadline = self.next_deadline()
                 if deadline is not None:
@@ -139,6 +141,7 @@ class Runtime:
                 self._deliver_signals()
                 return handled
             finally:
+                self.in_step = False
                 service_name_var.reset(token)
 
     def run_timers(self) -> int:
@@ -198,7 +201,7 @@ class Runtime:
 
     # -- calling user code --------------------------------------------------------------
     def new_workflow_id(self) -> str:
-        return self.transport.new_id() if hasattr(self.transport, "new_id") else _uuid()
+        return self.transport.new_id()
 
     def call(self, function: Callable, *args: Any, workflow_id: str | None = None) -> Any:
         """Runs user code with its workflow id in the logging context."""
@@ -261,10 +264,4 @@ class Runtime:
 
     def iter_connections(self) -> Iterable:
         return [*self.in_connections.values(), *self.out_connections.values()]
-
-
-def _uuid() -> str:
-    import uuid
-
-    return uuid.uuid4().hex
 

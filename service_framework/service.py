@@ -15,6 +15,14 @@ from .transport.base import Transport
 
 log = get_logger()
 STOP_JOIN_S = 2.0
+_running: dict[int, "Service"] = {}
+_running_lock = threading.Lock()
+
+
+def running_services() -> list["Service"]:
+    """Services started and not yet stopped in this process (leak checks use this)."""
+    with _running_lock:
+        return list(_running.values())
 
 
 class _MainInterrupted(BaseException):
@@ -50,9 +58,23 @@ class Service:
         if (service_path is None) == (service_module is None):
             raise ValueError("give exactly one of service_path and service_module")
         setup_logging(console_loglevel, log_path, file_loglevel, int(backup_count))
-        self.definition: ServiceDefinition = load_service(
-            service_path if service_path is not None else service_module,
-            config=config, extras=extras, addresses=addresses)
+        definition = load_service(service_path if service_path is not None else service_module,
+                                  config=config, extras=extras, addresses=addresses)
+        self._setup(definition, transport, record_path, drain_s)
+
+    @classmethod
+    def from_definition(cls, definition: ServiceDefinition, *,
+                        transport: str | Transport | None = None,
+                        record_path: str | os.PathLike | None = None,
+                        drain_s: float = 1.0) -> "Service":
+        """A service from an already loaded definition (the test harness uses this)."""
+        service = cls.__new__(cls)
+        service._setup(definition, transport, record_path, drain_s)
+        return service
+
+    def _setup(self, definition: ServiceDefinition, transport: str | Transport | None,
+               record_path: str | os.PathLike | None, drain_s: float) -> None:
+        self.definition = definition
         self.transport = resolve_transport(transport)
         self.record_path = record_path
         self.drain_s = drain_s
@@ -63,12 +85,16 @@ class Service:
         self.main_result: Any = None
         self.main_error: BaseException | None = None
         self._stopped = threading.Event()
+        # Called with each new Runtime before it opens (the harness attaches its outbox).
+        self.runtime_listeners: list = []
 
     # -- starting -----------------------------------------------------------------------
     def _start_runtime(self) -> Runtime:
         if self.runtime is not None:
             raise RuntimeError(f"service {self.definition.name!r} is already running")
         runtime = Runtime(self.definition, self.transport, drain_s=self.drain_s)
+        for listener in self.runtime_listeners:
+            listener(runtime)
         if self.record_path is not None:
             from .trace import TraceRecorder
 
@@ -77,6 +103,8 @@ class Service:
         runtime.open()
         self.runtime = runtime
         self._stopped.clear()
+        with _running_lock:
+            _running[id(self)] = self
         try:
             runtime.init()
         except BaseException:
@@ -98,6 +126,8 @@ class Service:
         try:
             runtime.drain()
         finally:
+            with _running_lock:
+                _running.pop(id(self), None)
             self.transport.detach(runtime)
             runtime.close()
             if self._recorder is not None:
@@ -178,6 +208,14 @@ class Service:
                             runtime.name, STOP_JOIN_S)
         elif thread is None:
             self._finish()
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def __repr__(self) -> str:
+        state = "running" if self.runtime is not None and not self.runtime.closed else "idle"
+        return f"<Service {self.name!r} on {self.transport.name} ({state})>"
 
     def wait_stopped(self, timeout_s: float | None = None) -> bool:
         return self._stopped.wait(timeout_s)

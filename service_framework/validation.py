@@ -73,24 +73,20 @@ def _translate(form: Any) -> Any:
     if isinstance(form, (str, typing.ForwardRef)):
         raise _BadForm(form, "type names given as strings are not supported; use the type")
     origin = get_origin(form)
+    if origin is Literal:
+        if not all(isinstance(v, _LITERAL_VALUE_TYPES) or hasattr(v, "_value_")
+                   for v in get_args(form)):
+            raise _BadForm(form, "Literal values must be str/int/bytes/bool/None/Enum")
+        return form
+    if origin in (typing.ClassVar, typing.Final):
+        raise _BadForm(form, "not a value type")
     if origin is not None:
-        return _translate_generic(form, origin)
+        return _map_args(form, origin, _translate)
     if isinstance(form, typing.TypeVar):
         raise _BadForm(form, "a model cannot use a type variable")
     if isinstance(form, type) or hasattr(form, "__supertype__"):  # classes and NewTypes
         return form
     raise _BadForm(form, "not a type (expected a class, a typing form or a shorthand)")
-
-
-def _translate_generic(form: Any, origin: Any) -> Any:
-    if origin is Literal:
-        for value in get_args(form):
-            if not isinstance(value, _LITERAL_VALUE_TYPES) and not hasattr(value, "_value_"):
-                raise _BadForm(form, "Literal values must be str/int/bytes/bool/None/Enum")
-        return form
-    if origin in (typing.ClassVar, typing.Final):
-        raise _BadForm(form, "not a value type")
-    return _map_args(form, origin, _translate)
 
 
 def _map_args(form: Any, origin: Any, fn: Callable[[Any], Any]) -> Any:
@@ -208,15 +204,11 @@ def _compile(form: Any) -> Predicate:
         fast = _plain_predicate(form)
         if fast is not None:
             return fast
-    if origin in _UNIONS:
-        members = get_args(form)
-        if all(get_origin(m) is None and isinstance(m, type) for m in members):
-            preds = [_plain_predicate(m) for m in members]
-            if all(p is not None for p in preds):
-                if len(preds) == 2 and members[1] is _NONE:  # Optional[plain]: the common case
-                    first = preds[0]
-                    return lambda v: v is None or first(v)  # type: ignore[misc]
-                return lambda v: any(p(v) for p in preds)  # type: ignore[misc]
+    members = get_args(form) if origin in _UNIONS else ()
+    if members and all(get_origin(m) is None and isinstance(m, type) for m in members):
+        preds = [_plain_predicate(m) for m in members]  # Optional[plain] is the common case
+        if all(p is not None for p in preds):
+            return lambda v: any(p(v) for p in preds)  # type: ignore[misc]
     strict = _strict(form)
     strategy = CollectionCheckStrategy.ALL_ITEMS
 
@@ -258,13 +250,8 @@ def _explain(form: Any, value: Any) -> str:
 def _dict_members(form: Any) -> list[tuple[Any, Any]]:
     """(key, value) forms of the dict-like members of a form (for partial checks)."""
     members = get_args(form) if get_origin(form) in _UNIONS else (form,)
-    found = []
-    for member in members:
-        origin = get_origin(member) or member
-        if origin in _MAPPINGS:
-            args = get_args(member)
-            found.append(args if len(args) == 2 else (Any, Any))
-    return found
+    return [get_args(m) if len(get_args(m)) == 2 else (Any, Any)
+            for m in members if (get_origin(m) or m) in _MAPPINGS]
 
 
 def _compile_partial(form: Any) -> Predicate:

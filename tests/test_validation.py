@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, Optional
 
@@ -259,7 +259,7 @@ def test_every_item_of_a_long_list_is_checked():
 
 def test_every_value_of_a_dict_is_checked():
     book = {Decimal(i): Decimal(i) for i in range(500)}
-    book[Decimal("1000")] = 1.5
+    book[Decimal(1000)] = 1.5
     with pytest.raises(ArgumentError):
         checker({"asks": {Decimal: Decimal}}).check({"asks": book})
 
@@ -313,7 +313,7 @@ def test_plain_classes_and_subclasses():
         pass
 
     check = checker({"obj": Base, "when": datetime})
-    check.check({"obj": Child(), "when": datetime(2030, 1, 1, tzinfo=timezone.utc)})
+    check.check({"obj": Child(), "when": datetime(2030, 1, 1, tzinfo=UTC)})
     with pytest.raises(ArgumentError, match="expected Base"):
         check.check({"obj": object(), "when": datetime(2030, 1, 1)})
 
@@ -345,7 +345,7 @@ def test_partial_accepts_none_for_any_key():
 
 def test_partial_nested_none_deletions():
     check = checker(BOOK)
-    check.check({"asks": {Decimal("1.5"): None, Decimal("2"): Decimal("3")}}, partial=True)
+    check.check({"asks": {Decimal("1.5"): None, Decimal(2): Decimal(3)}}, partial=True)
     deep = checker(NESTED)
     deep.check({"meta": {"a": {"x": None, "y": 2}, "b": None}}, partial=True)
     with pytest.raises(ArgumentError):  # a full check does not accept deletions

@@ -8,7 +8,6 @@ an abandoned request is recognised and dropped.
 from __future__ import annotations
 
 import itertools
-import os
 
 from ..codec import CodecError
 from ..envelope import EnvelopeError, decode_reply, encode_request
@@ -30,7 +29,7 @@ class Requester(OutboundConnection):
         if self.timeout_s <= 0 or self.retries < 0:
             raise ArgumentError(f"{self.label}: timeout_s must be > 0 and retries >= 0")
         self._ids = itertools.count(1)
-        self._prefix = os.urandom(4).hex()
+        self._prefix = runtime.new_workflow_id()[:8]
         self.socket = None
         self.poller = None
 

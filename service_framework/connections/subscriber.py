@@ -18,6 +18,7 @@ class Subscriber(Component):
         super().__init__(spec, runtime)
         self.topic = topic_bytes(spec.creation, spec.name)
         self.is_binder = bool(spec.creation.get("is_binder", False))
+        self.received = 0  # messages taken off the socket, good or bad (the harness waits on it)
 
     def open(self) -> None:
         self.socket = self.open_socket(SocketKind.SUB, "subscriber", bind=self.is_binder,
@@ -34,6 +35,7 @@ class Subscriber(Component):
 
     def handle(self, frames: Frames) -> None:
         runtime = self.runtime
+        self.received += 1
         if len(frames) != 2 or frames[0] != self.topic:
             # ZMQ filters by prefix; "orders" must not receive "orders_eu".
             if len(frames) != 2:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import datetime as _dt
 import enum
+import uuid
 from typing import Sequence
 
 Frames = list[bytes]
@@ -99,6 +100,10 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def poller(self, *, owner: str) -> Poller: ...
+
+    def new_id(self) -> str:
+        """A fresh id (workflow ids, epochs); the memory bus makes them from its seed."""
+        return uuid.uuid4().hex
 
     def attach(self, runtime: object) -> None:
         """Called when a service's runtime starts on this transport (the memory bus drives it)."""

@@ -1,0 +1,84 @@
+"""`sf_bus`: the memory bus of one test, with virtual time that `datetime.now()` follows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service_framework.transport.memory import MemoryBus
+
+from .harness import ServiceHarness
+
+
+class TestBus:
+    """Runs several services together on one seeded `MemoryBus`."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, bus: MemoryBus) -> None:
+        self.bus = bus
+        self.harnesses: list[ServiceHarness] = []
+        self._freezer = None
+        self._frozen = None
+        bus.restart_listeners.append(self._follow_restart)
+
+    @property
+    def seed(self) -> int:
+        return self.bus.seed
+
+    @property
+    def faults(self):
+        return self.bus.faults
+
+    @property
+    def clock(self):
+        return self.bus.clock
+
+    @property
+    def deliveries(self) -> list[str]:
+        """One line per message the bus delivered: the bus's own trace of the run."""
+        return self.bus.deliveries
+
+    def service(self, spec: Any, *, config: Any = None, addresses: Any = None,
+                main_mode: bool = False, transport: str | None = None) -> ServiceHarness:
+        """A `ServiceHarness` on this bus, wired to the others by its addresses."""
+        if transport not in (None, "memory"):
+            raise ValueError("sf_bus.service runs on the memory bus; use sf_service for zmq")
+        harness = ServiceHarness(spec, transport=self.bus, config=config, addresses=addresses,
+                                 main_mode=main_mode)
+        self.harnesses.append(harness)
+        return harness
+
+    def run_until_idle(self) -> int:
+        return self.bus.run_until_idle()
+
+    def advance(self, seconds: float) -> None:
+        self.bus.advance(seconds)
+
+    def crash(self, name: str) -> None:
+        self.bus.crash(name)
+
+    def restart(self, name: str) -> None:
+        self.bus.restart(name)
+        self.bus.run_until_idle()
+
+    def _follow_restart(self, old: Any, new: Any) -> None:
+        for harness in self.harnesses:
+            if harness.service.runtime is old:
+                harness.service.runtime = new
+
+    def freeze_time(self) -> None:
+        """`datetime.now()` and `time.time()` in service code follow the virtual clock."""
+        from freezegun import freeze_time
+
+        self._freezer = freeze_time(self.bus.clock.now(), ignore=["zmq", "threading"])
+        self._frozen = self._freezer.start()
+        self.bus.clock.listeners.append(self._frozen.move_to)
+
+    def close(self) -> None:
+        for harness in self.harnesses:
+            harness.close()
+        self.harnesses.clear()
+        if self._freezer is not None:
+            self.bus.clock.listeners.remove(self._frozen.move_to)
+            self._freezer.stop()
+            self._freezer = None

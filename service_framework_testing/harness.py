@@ -1,0 +1,240 @@
+"""`ServiceHarness`: drive one service's handlers and see what it sent.
+
+The harness talks to the service through the same transport seam the service uses: on the
+memory bus its requests are served inline in virtual time; on ZMQ the service runs its loop
+on a thread and the harness speaks to it over real loopback sockets.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import signal as _signal
+import types
+from typing import Any, Callable, Mapping
+
+from service_framework import codec
+from service_framework.envelope import decode_reply, encode_request
+from service_framework.errors import ArgumentError, RemoteError, RequestTimeout
+from service_framework.loader import load_service
+from service_framework.service import Service
+from service_framework.transport.base import SocketKind, Transport
+
+from .outbox import Outbox
+from .ports import addresses_factory
+
+_MISSING = object()
+DEFAULT_TIMEOUT_S = 5.0
+
+
+class ServiceHarness:
+    """One service under test. Created by the `sf_service` fixture or `sf_bus.service()`."""
+
+    def __init__(self, spec: str | os.PathLike | types.ModuleType, *, transport: Transport,
+                 config: Mapping | str | os.PathLike | None = None,
+                 addresses: Mapping | str | os.PathLike | None = None,
+                 main_mode: bool = False) -> None:
+        self.transport = transport
+        self.main_mode = main_mode
+        definition = load_service(spec, config=config, addresses=addresses,
+                                  main_mode=main_mode,
+                                  addresses_for=addresses_factory(transport.name))
+        self.service = Service.from_definition(definition, transport=transport)
+        self.sent = Outbox()
+        self._stubs: dict[str, Callable] = {}
+        self._ids = itertools.count(1)
+        self._sockets: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._sources: dict[str, Any] = {}
+        self.service.runtime_listeners.append(self._attach)
+        self.service.run_service()
+        self.settle()
+
+    def _attach(self, runtime) -> None:
+        runtime.sent_listeners.append(self.sent.record)
+        for name, stub in self._stubs.items():
+            runtime.out_connections[name].stub = stub
+
+    # -- what the service is ------------------------------------------------------------
+    @property
+    def runtime(self):
+        return self.service.runtime
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    @property
+    def config(self) -> Mapping:
+        return types.MappingProxyType(self.service.definition.config)
+
+    @property
+    def states(self) -> Mapping:
+        return self.runtime.states
+
+    @property
+    def on_memory(self) -> bool:
+        return self.transport.drives_runtimes
+
+    def settle(self) -> None:
+        """On the memory bus, lets every service finish what it can without time moving."""
+        if self.on_memory:
+            self.transport.run_until_idle()
+
+    def _component(self, table: str, name: str, kind: str):
+        found = getattr(self.runtime, table).get(name)
+        if found is None or (kind and getattr(found.spec, "type", kind) != kind):
+            raise ArgumentError(f"service {self.name!r} has no {kind or table} {name!r}")
+        return found
+
+    # -- sockets the harness uses to talk to the service ----------------------------------
+    def _socket(self, key: tuple[str, str], kind: SocketKind, endpoint: str, *, bind: bool):
+        if key not in self._sockets:
+            socket = self.transport.socket(kind, owner=f"harness.{key[1]}")
+            if bind:
+                socket.bind(endpoint)
+            else:
+                socket.connect(endpoint)
+            poller = self.transport.poller(owner=f"harness.{key[1]}")
+            poller.register(socket)
+            self._sockets[key] = (socket, poller)
+        return self._sockets[key]
+
+    def _wait(self, poller, condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
+        clock = self.transport.clock
+        deadline = clock.monotonic() + timeout_s
+        while True:
+            result = condition()
+            if result:
+                return result
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0:
+                raise RequestTimeout(f"harness: {what} within {timeout_s:g}s")
+            poller.poll(min(remaining, 0.05) if not self.on_memory else remaining)
+
+    # -- inputs -------------------------------------------------------------------------
+    def request(self, conn: str, args: Any, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
+        """One request to an in replyer; returns the reply, raises RemoteError on an error reply."""
+        replyer = self._component("in_connections", conn, "replyer")
+        socket, poller = self._socket(("request", conn), SocketKind.DEALER,
+                                      replyer.bound_endpoint, bind=False)
+        rid = f"harness-{next(self._ids)}"
+        socket.send([encode_request(self.runtime.new_workflow_id(), args, rid,
+                                    max_bytes=self.runtime.max_message_bytes)])
+
+        def reply():
+            while (frames := socket.recv()) is not None:
+                answer = decode_reply(frames[-1], max_bytes=codec.DEFAULT_MAX_MESSAGE_BYTES)
+                if answer.rid == rid:
+                    return [answer]
+            return None
+
+        answer = self._wait(poller, reply, timeout_s, f"no reply from {conn!r}")[0]
+        self.settle()
+        if answer.error is not None:
+            raise RemoteError(answer.error["type"], answer.error["message"], conn)
+        return answer.return_args
+
+    def publish(self, conn: str, args: Any, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """One message to an in subscriber; returns after its handler ran."""
+        subscriber = self._component("in_connections", conn, "subscriber")
+        if subscriber.is_binder:
+            endpoint, bind = subscriber.bound_endpoint, False
+        else:
+            endpoint, bind = subscriber.endpoints("subscriber", many=True)[0], True
+        socket, poller = self._socket(("publish", conn), SocketKind.XPUB, endpoint, bind=bind)
+        from service_framework.connections.publisher import SubscriptionCounter
+
+        counter = self._sockets.setdefault(("subscriptions", conn), SubscriptionCounter())
+
+        def subscribed():
+            counter.read(socket)
+            return counter.matching(subscriber.topic) > 0
+
+        self._wait(poller, subscribed, timeout_s, f"subscriber {conn!r} did not subscribe")
+        before = subscriber.received
+        socket.send([subscriber.topic, encode_request(self.runtime.new_workflow_id(), args,
+                                                      max_bytes=self.runtime.max_message_bytes)])
+        if self.on_memory:
+            self.settle()
+        else:
+            self._wait(poller, lambda: subscriber.received > before, timeout_s,
+                       f"subscriber {conn!r} did not take the message")
+
+    def stub(self, out_name: str, returns: Any = _MISSING, raises: BaseException | type | None = None,
+             side_effect: Callable[[dict], Any] | None = None) -> None:
+        """What an out requester or external_target answers from now on.
+
+        The answer crosses the codec and is validated against the return model when used,
+        like a real reply.
+        """
+        if sum(x is not None and x is not _MISSING for x in (returns, raises, side_effect)) != 1:
+            raise ValueError("stub: give exactly one of returns=, raises=, side_effect=")
+        connection = self._component("out_connections", out_name, "")
+        if connection.spec.type not in ("requester", "external_target"):
+            raise ArgumentError(f"stub: {out_name!r} is a {connection.spec.type}; only "
+                                "requesters and external targets answer")
+
+        def answer(args: dict) -> Any:
+            if raises is not None:
+                raise raises
+            result = side_effect(copy.deepcopy(args)) if side_effect else copy.deepcopy(returns)
+            return codec.unpack(codec.pack(result))
+
+        self._stubs[out_name] = answer
+        connection.stub = answer
+
+    def run_main(self) -> Any:
+        """Runs `main` of a main-mode service to completion and returns its result."""
+        if not self.main_mode:
+            raise ArgumentError(f"service {self.name!r} was not created with main_mode=True")
+        result = self.runtime.run_main()
+        self.settle()
+        return result
+
+    def signal(self, name: str) -> None:
+        """Delivers 'SIGINT' or 'SIGTERM': the service's handler runs, then it stops."""
+        if name not in ("SIGINT", "SIGTERM"):
+            raise ValueError(f"signal must be 'SIGINT' or 'SIGTERM', got {name!r}")
+        runtime = self.runtime
+        if self.on_memory:
+            runtime.run_signal_handler(name, int(getattr(_signal, name)), None)
+            self.service.stop_service()
+        else:
+            runtime.signal(name, int(getattr(_signal, name)), None)
+            self.service.stop_service()
+        self.settle()
+
+    # -- states ---------------------------------------------------------------------------
+    def is_synced(self, state: str) -> bool:
+        return bool(self._component("in_states", state, "").synced)
+
+    def state_source(self, state: str):
+        """A fake out side for an in-state: push snapshots, deltas, gaps, restarts."""
+        if state not in self._sources:
+            from .source import StateSource
+
+            self._sources[state] = StateSource(self, state)
+        return self._sources[state]
+
+    def feed_state(self, state: str, args: dict, *, is_snapshot: bool = False) -> None:
+        """One update to an in-state, as its out side would send it."""
+        self.state_source(state).update(args, is_snapshot=is_snapshot)
+
+    # -- the end ------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        runtime = self.service.runtime
+        return runtime is not None and not runtime.closed
+
+    def close(self) -> None:
+        for source in self._sources.values():
+            source.close()
+        self._sources.clear()
+        self.service.stop_service()
+        for key, value in self._sockets.items():
+            if key[0] != "subscriptions":
+                socket, poller = value
+                socket.close()
+                poller.close()
+        self._sockets.clear()
