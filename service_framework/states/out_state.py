@@ -1,0 +1,228 @@
+"""The out side of a state: owns the value, numbers the updates, publishes and serves snapshots.
+
+`OutStateCore` is the protocol without sockets (value, epoch, seq; update → body; snapshot
+reply; heartbeat), so a test harness can fake an out side with the very same bytes.
+`OutState` is the component: an XPUB `publisher` socket for updates and heartbeats and a
+ROUTER `replyer` socket for snapshot requests.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..codec import DEFAULT_MAX_MESSAGE_BYTES, CodecError
+from ..component import Component
+from ..connections.publisher import SubscriptionCounter, topic_bytes
+from ..logs import get_logger
+from ..transport.base import Socket, SocketKind
+from . import protocol
+from .merge import copy_value, merge_patch, replace_value
+
+if TYPE_CHECKING:
+    from ..models import StateSpec
+    from ..runtime import Runtime
+
+log = get_logger()
+DEFAULT_HEARTBEAT_S = 1.0
+# A dropped update costs the in side a snapshot: queue generously before dropping.
+DEFAULT_STATE_HWM = 100_000
+BATCH = 256  # snapshot requests answered per wake-up
+
+
+def new_epoch() -> str:
+    """A random id for one start of an out side: a restart is seen as a new epoch."""
+    return os.urandom(8).hex()
+
+
+class OutStateCore:
+    """Value, epoch and seq of an out-state, and the bodies that tell the in sides about them.
+
+    `kind` is 'delta' (updates merge, unless `is_snapshot`) or 'full' (every update is the
+    whole value). Not thread-safe: the caller serialises calls.
+    """
+
+    def __init__(self, kind: str, *, epoch: str | None = None,
+                 heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+                 max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        if kind not in ("delta", "full"):
+            raise ValueError(f"kind must be 'delta' or 'full', got {kind!r}")
+        self.full = kind == "full"
+        self.value: dict = {}
+        self.epoch = epoch or new_epoch()
+        self.seq = 0
+        self.heartbeat_s = heartbeat_s
+        self.max_bytes = max_bytes
+
+    def update(self, args: Mapping, is_snapshot: bool = False,
+               workflow_id: str | None = None) -> bytes:
+        """Applies one (validated) update and returns the body to publish.
+
+        The body is encoded first: if `args` cannot cross the wire (CodecError), neither
+        the value nor seq has changed.
+        """
+        is_snapshot = is_snapshot or self.full
+        seq = self.seq + 1
+        body = protocol.encode_update(self.epoch, seq, is_snapshot, args, workflow_id,
+                                      max_bytes=self.max_bytes)
+        if is_snapshot:
+            replace_value(self.value, copy_value(args))
+        else:
+            merge_patch(self.value, args)
+        self.seq = seq
+        return body
+
+    def snapshot(self, rid: str | None = None) -> bytes:
+        """The reply to a snapshot request: the whole value at the current seq."""
+        return protocol.encode_snapshot(rid, self.epoch, self.seq, self.value,
+                                        self.heartbeat_s, max_bytes=self.max_bytes)
+
+    def heartbeat(self) -> bytes:
+        return protocol.encode_heartbeat(self.epoch, self.seq, self.heartbeat_s)
+
+    def restart(self, epoch: str | None = None) -> None:
+        """As if the out side started again: a new epoch, seq 0, an empty value."""
+        self.epoch = epoch or new_epoch()
+        self.seq = 0
+        self.value.clear()
+
+
+def split_protocol_keys(args: Any, protocol_keys: frozenset[str]) -> tuple[Any, bool]:
+    """(args without the protocol keys, is_snapshot).
+
+    `is_snapshot` is always allowed; `current_num` only when a 0.0.12 model declares it,
+    and it is ignored: the framework numbers updates.
+    """
+    if args.__class__ is not dict or not (
+            "is_snapshot" in args or ("current_num" in protocol_keys and "current_num" in args)):
+        return args, False
+    args = dict(args)
+    is_snapshot = args.pop("is_snapshot", False)
+    for key in protocol_keys:
+        args.pop(key, None)
+    return args, bool(is_snapshot)
+
+
+class OutState(Component):
+    """An out-state: `to_send('state', name, args)` validates, applies and publishes.
+
+    `send` may run on the main-mode thread while the loop thread sends heartbeats and
+    snapshot replies: `lock` guards the value, seq and the publisher socket.
+    """
+
+    section = "states"
+
+    def __init__(self, spec: "StateSpec", runtime: "Runtime") -> None:
+        super().__init__(spec, runtime)
+        creation = spec.creation
+        self.topic = topic_bytes(creation, spec.name)
+        self.heartbeat_s = float(creation.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
+        if self.heartbeat_s <= 0:
+            raise ValueError(f"{self.label}: heartbeat_s must be > 0")
+        self.hwm = int(creation.get("hwm", DEFAULT_STATE_HWM))
+        self.core = OutStateCore(spec.kind, heartbeat_s=self.heartbeat_s,
+                                 max_bytes=runtime.max_message_bytes)
+        self.lock = threading.Lock()
+        self.subscriptions = SubscriptionCounter()
+        self.publisher: Socket | None = None
+        self.replyer: Socket | None = None
+        self.dropped = 0
+        self.snapshots_served = 0
+        self._last_sent = 0.0
+        self._check = spec.value.check
+        self._delta = spec.kind == "delta"
+        runtime.set_state_value(spec.name, self.core.value)
+
+    @property
+    def value(self) -> dict:
+        return self.core.value
+
+    @property
+    def seq(self) -> int:
+        return self.core.seq
+
+    @property
+    def epoch(self) -> str:
+        return self.core.epoch
+
+    def open(self) -> None:
+        self.publisher = self.open_socket(SocketKind.XPUB, "publisher", bind=True, hwm=self.hwm)
+        self.replyer = self.open_socket(SocketKind.ROUTER, "replyer", bind=True)
+        self.runtime.watch(self.replyer, self.on_request)
+        self._last_sent = self.runtime.clock.monotonic()
+
+    def close(self) -> None:
+        with self.lock:
+            super().close()
+            self.publisher = self.replyer = None
+
+    # -- updates (any thread) -------------------------------------------------------------
+    def send(self, args: Any, workflow_id: str) -> dict:
+        args, is_snapshot = split_protocol_keys(args, self.spec.protocol_keys)
+        self._check(args, partial=self._delta and not is_snapshot)
+        runtime = self.runtime
+        with self.lock:
+            body = self.core.update(args, is_snapshot, workflow_id)
+            seq = self.core.seq
+            publisher = self.publisher
+            if publisher is not None and not publisher.send([self.topic, body]):
+                self._dropped()
+            self._last_sent = runtime.clock.monotonic()
+        if runtime.event_listeners:
+            runtime.emit("out", "state", self.name, workflow_id, args=args, seq=seq,
+                         is_snapshot=is_snapshot or not self._delta)
+        return {}
+
+    def _dropped(self) -> None:
+        self.dropped += 1
+        self.runtime.count("state_publish_drops")
+        if self.dropped == 1 or self.dropped % 1000 == 0:
+            log.warning("%s: %d update(s) dropped at the high-water mark; in sides will "
+                        "recover with a snapshot", self.label, self.dropped)
+
+    # -- heartbeats (loop thread) ---------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        return self._last_sent + self.heartbeat_s if self.publisher is not None else None
+
+    def on_timer(self, now: float) -> None:
+        with self.lock:
+            publisher = self.publisher
+            now = self.runtime.clock.monotonic()  # `send` may have run since `now` was read
+            if publisher is None or now - self._last_sent < self.heartbeat_s:
+                return
+            self.subscriptions.read(publisher)  # XPUB queues subscriptions: keep it empty
+            publisher.send([self.topic, self.core.heartbeat()])
+            self._last_sent = now
+
+    @property
+    def subscribers(self) -> int:
+        """Subscriptions to this state's topic seen so far (updated with each heartbeat)."""
+        return self.subscriptions.matching(self.topic)
+
+    # -- snapshot replies (loop thread) ---------------------------------------------------
+    def on_request(self, socket: Socket) -> None:
+        runtime = self.runtime
+        for _ in range(BATCH):
+            frames = socket.recv()
+            if frames is None:
+                return
+            if len(frames) < 2:
+                runtime.count("malformed")
+                continue
+            try:
+                rid = protocol.decode_snapshot_request(
+                    frames[-1], max_bytes=runtime.max_message_bytes).rid
+            except ValueError as error:  # CodecError and ProtocolError
+                runtime.count("bad_snapshot_requests")
+                log.warning("%s: dropped a bad snapshot request: %s", self.label, error)
+                continue
+            try:
+                with self.lock:
+                    body = self.core.snapshot(rid)
+            except CodecError as error:
+                runtime.count("snapshot_errors")
+                log.error("%s: cannot encode the snapshot: %s", self.label, error)
+                continue
+            socket.send(frames[:-1] + [body])
+            self.snapshots_served += 1

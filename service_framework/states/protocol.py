@@ -1,0 +1,166 @@
+"""The state protocol's bodies (SPEC §7, the ZeroMQ Guide's Clone pattern), as pure functions.
+
+Four bodies, msgpack maps through `service_framework.codec`, each with ``"v": 1``:
+
+* update (publisher socket, frames ``[topic, body]``):
+  ``{v, epoch, seq, is_snapshot, args, workflow_id}`` — `args` is a delta (merged with
+  JSON Merge Patch) unless `is_snapshot`, then it is the whole value;
+* heartbeat (publisher socket, same topic): ``{v, epoch, seq, heartbeat_s}`` — no `args`;
+* snapshot request (requester → replyer): ``{v, rid}``;
+* snapshot reply: ``{v, rid, epoch, seq, value, heartbeat_s}``.
+
+No sockets here, so a test harness can fake an out side (or an in side) with the same
+bytes. Decoding checks the structure only; argument values are validated against the
+state model by the caller. Every malformed body raises `ProtocolError` (a ValueError), a
+body the codec cannot read raises `CodecError`; both mean "log, count, drop".
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .. import codec
+from ..codec import DEFAULT_MAX_MESSAGE_BYTES
+from ..errors import ServiceFrameworkError
+
+__all__ = [
+    "VERSION", "ProtocolError", "Update", "Heartbeat", "SnapshotRequest", "Snapshot",
+    "encode_update", "encode_heartbeat", "decode_message", "encode_snapshot_request",
+    "decode_snapshot_request", "encode_snapshot", "decode_snapshot",
+]
+
+VERSION = 1
+_pack = codec.pack
+_unpack = codec.unpack
+
+
+class ProtocolError(ServiceFrameworkError, ValueError):
+    """A body decoded but is not a state-protocol message of this version."""
+
+
+class Update(NamedTuple):
+    """One numbered change of a state; `args` is the whole value when `is_snapshot`."""
+
+    epoch: str
+    seq: int
+    is_snapshot: bool
+    args: dict
+    workflow_id: str | None = None
+
+
+class Heartbeat(NamedTuple):
+    """'Still here, at `seq`': lets an idle in side notice a lost last update."""
+
+    epoch: str
+    seq: int
+    heartbeat_s: float | None = None
+
+
+class SnapshotRequest(NamedTuple):
+    rid: str
+
+
+class Snapshot(NamedTuple):
+    """The whole value at `seq`; `rid` names the request it answers."""
+
+    rid: str | None
+    epoch: str
+    seq: int
+    value: dict
+    heartbeat_s: float | None = None
+
+
+def encode_update(epoch: str, seq: int, is_snapshot: bool, args: dict,
+                  workflow_id: str | None = None, *,
+                  max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+    return _pack({"v": VERSION, "epoch": epoch, "seq": seq, "is_snapshot": is_snapshot,
+                  "args": args, "workflow_id": workflow_id}, max_bytes=max_bytes)
+
+
+def encode_heartbeat(epoch: str, seq: int, heartbeat_s: float | None = None) -> bytes:
+    return _pack({"v": VERSION, "epoch": epoch, "seq": seq, "heartbeat_s": heartbeat_s})
+
+
+def encode_snapshot_request(rid: str) -> bytes:
+    return _pack({"v": VERSION, "rid": rid})
+
+
+def encode_snapshot(rid: str | None, epoch: str, seq: int, value: dict,
+                    heartbeat_s: float | None = None, *,
+                    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+    return _pack({"v": VERSION, "rid": rid, "epoch": epoch, "seq": seq, "value": value,
+                  "heartbeat_s": heartbeat_s}, max_bytes=max_bytes)
+
+
+def _map(body: bytes, max_bytes: int) -> dict:
+    message = _unpack(body, max_bytes=max_bytes)
+    if message.__class__ is not dict:
+        raise ProtocolError(f"expected a state message map, got {type(message).__name__}")
+    if message.get("v") != VERSION:
+        raise ProtocolError(f"unsupported state protocol version {message.get('v')!r} "
+                            f"(this side speaks {VERSION})")
+    return message
+
+
+def _position(message: dict) -> tuple[str, int]:
+    epoch, seq = message.get("epoch"), message.get("seq")
+    if epoch.__class__ is not str or seq.__class__ is not int or seq < 0:
+        raise ProtocolError(f"expected a str epoch and an int seq >= 0, got "
+                            f"{type(epoch).__name__} {epoch!r} and {type(seq).__name__} {seq!r}")
+    return epoch, seq
+
+
+def _interval(message: dict) -> float | None:
+    value = message.get("heartbeat_s")
+    if value is None:
+        return None
+    if value.__class__ not in (float, int) or value <= 0:
+        raise ProtocolError(f"heartbeat_s must be a positive number, got {value!r}")
+    return float(value)
+
+
+def decode_message(body: bytes, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+                   ) -> Update | Heartbeat:
+    """An update (it has `args`) or a heartbeat (it has none), from the publisher socket."""
+    message = _map(body, max_bytes)
+    epoch, seq = _position(message)
+    if "args" not in message:
+        return Heartbeat(epoch, seq, _interval(message))
+    args = message["args"]
+    is_snapshot = message.get("is_snapshot", False)
+    workflow_id = message.get("workflow_id")
+    if args.__class__ is not dict or is_snapshot.__class__ is not bool:
+        raise ProtocolError(f"update: expected a map of args and a bool is_snapshot, got "
+                            f"{type(args).__name__} and {type(is_snapshot).__name__}")
+    if workflow_id is not None and workflow_id.__class__ is not str:
+        raise ProtocolError("update: workflow_id must be a string")
+    return Update(epoch, seq, is_snapshot, args, workflow_id)
+
+
+def decode_snapshot_request(body: bytes, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+                            ) -> SnapshotRequest:
+    rid = _map(body, max_bytes).get("rid")
+    if rid.__class__ is not str:
+        raise ProtocolError(f"snapshot request: rid must be a string, got {type(rid).__name__}")
+    return SnapshotRequest(rid)
+
+
+def decode_snapshot(body: bytes, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Snapshot:
+    message = _map(body, max_bytes)
+    epoch, seq = _position(message)
+    rid, value = message.get("rid"), message.get("value")
+    if value.__class__ is not dict:
+        raise ProtocolError(f"snapshot: value must be a map, got {type(value).__name__}")
+    if rid is not None and rid.__class__ is not str:
+        raise ProtocolError("snapshot: rid must be a string")
+    return Snapshot(rid, epoch, seq, value, _interval(message))
+
+
+def describe(body: Any) -> str:
+    """A short label of a body for logs and fault predicates: 'update 12', 'heartbeat 12'."""
+    try:
+        message = decode_message(body)
+    except ValueError as error:
+        return f"unreadable ({error})"
+    kind = "update" if isinstance(message, Update) else "heartbeat"
+    return f"{kind} {message.seq}"
