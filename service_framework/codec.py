@@ -101,9 +101,6 @@ _TIMEDELTA = struct.Struct(">iII")  # 12 bytes
 _FOLD_SHIFT = 24
 _MICROSECOND_MASK = (1 << _FOLD_SHIFT) - 1
 
-_INT_MIN = -(1 << 63)
-_INT_MAX = (1 << 64) - 1
-
 # Buffer recycling: building a Packer allocates its buffer, which costs more than packing a
 # typical envelope. Packers are pooled per nesting depth (a Packer is not re-entrant, and the
 # depth is baked into its ``default``); list.pop/append are atomic, so this is thread-safe
@@ -115,6 +112,10 @@ _PACKER_BUF_SIZE = 4096
 _UNPACK_OPTIONS: dict[str, Any] = {"strict_map_key": False, "raw": False, "timestamp": 3}
 
 _unpackb = msgpack.unpackb
+# ``ExtType(code, data)`` validates its fields in Python (~0.5 us, more than packing a small
+# Decimal); the encoders below always pass an int code and bytes, so they build the
+# namedtuple directly. The C packer accepts it like any ExtType.
+_tuple_new = tuple.__new__
 
 # Fixed-offset timezones, shared (bounded, so hostile offsets cannot grow it without limit).
 _TZ_CACHE: dict[int, timezone] = {0: timezone.utc}
@@ -137,47 +138,49 @@ def _tz(offset_us: int) -> timezone:
 # --------------------------------------------------------------------------- encoding
 
 
+def _ext(code: int, data: bytes) -> ExtType:
+    return _tuple_new(ExtType, (code, data))
+
+
 def _enc_decimal(obj: Decimal) -> ExtType:
-    return ExtType(EXT_DECIMAL, str(obj).encode("ascii"))
+    return _tuple_new(ExtType, (EXT_DECIMAL, str(obj).encode("ascii")))
 
 
 def _enc_datetime(obj: datetime) -> ExtType:
     offset = obj.utcoffset()
     us = obj.microsecond | (obj.fold << _FOLD_SHIFT)
     if offset is None:
-        return ExtType(
-            EXT_DATETIME,
-            _DATETIME.pack(obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, us),
+        data = _DATETIME.pack(
+            obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, us
         )
-    return ExtType(
-        EXT_DATETIME,
-        _DATETIME_TZ.pack(
+    else:
+        data = _DATETIME_TZ.pack(
             obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, us,
             _offset_us(offset),
-        ),
-    )
+        )
+    return _tuple_new(ExtType, (EXT_DATETIME, data))
 
 
 def _enc_date(obj: date) -> ExtType:
-    return ExtType(EXT_DATE, _DATE.pack(obj.year, obj.month, obj.day))
+    return _ext(EXT_DATE, _DATE.pack(obj.year, obj.month, obj.day))
 
 
 def _enc_time(obj: time) -> ExtType:
     offset = obj.utcoffset()
     us = obj.microsecond | (obj.fold << _FOLD_SHIFT)
     if offset is None:
-        return ExtType(EXT_TIME, _TIME.pack(obj.hour, obj.minute, obj.second, us))
-    return ExtType(
+        return _ext(EXT_TIME, _TIME.pack(obj.hour, obj.minute, obj.second, us))
+    return _ext(
         EXT_TIME, _TIME_TZ.pack(obj.hour, obj.minute, obj.second, us, _offset_us(offset))
     )
 
 
 def _enc_timedelta(obj: timedelta) -> ExtType:
-    return ExtType(EXT_TIMEDELTA, _TIMEDELTA.pack(obj.days, obj.seconds, obj.microseconds))
+    return _ext(EXT_TIMEDELTA, _TIMEDELTA.pack(obj.days, obj.seconds, obj.microseconds))
 
 
 def _enc_uuid(obj: UUID) -> ExtType:
-    return ExtType(EXT_UUID, obj.bytes)
+    return _ext(EXT_UUID, obj.bytes)
 
 
 def _cannot_encode(obj: Any) -> CodecError:
@@ -195,7 +198,7 @@ def _make_default(depth: int) -> Callable[[Any], Any]:
             raise CodecError(
                 f"cannot encode: tuples/sets nested more than {MAX_EXT_DEPTH} levels deep"
             )
-        return ExtType(code, _pack_at(nested, list(obj)))
+        return _tuple_new(ExtType, (code, _pack_at(nested, list(obj))))
 
     def enc_tuple(obj: tuple) -> ExtType:
         return enc_items(EXT_TUPLE, obj)
@@ -237,10 +240,13 @@ def _make_default(depth: int) -> Callable[[Any], Any]:
     )
 
     def default(obj: Any) -> Any:
-        encoder = encoders.get(type(obj))
+        cls = type(obj)
+        if cls is Decimal:  # the common case (prices, quantities, order-book keys), inlined
+            return _tuple_new(ExtType, (EXT_DECIMAL, str(obj).encode("ascii")))
+        encoder = encoders.get(cls)
         if encoder is not None:
             return encoder(obj)
-        if type(obj) is int:  # msgpack hands over ints it cannot represent
+        if cls is int:  # msgpack hands over ints it cannot represent
             raise CodecError(
                 f"cannot encode int of {obj.bit_length()} bits: msgpack integers are limited "
                 f"to the range -2**63 .. 2**64-1"
@@ -339,6 +345,12 @@ def _dec_uuid(data: bytes) -> UUID:
     return UUID(bytes=data)
 
 
+def _bad_payload(code: int, exc: Exception) -> CodecError:
+    return CodecError(
+        f"cannot decode message: invalid {_EXT_NAMES[code]} payload ({type(exc).__name__}: {exc})"
+    )
+
+
 def _make_ext_hook(depth: int) -> Callable[[int, bytes], Any]:
     """The msgpack ``ext_hook`` for payloads nested `depth` tuple/set levels deep."""
     nested = depth + 1
@@ -375,6 +387,11 @@ def _make_ext_hook(depth: int) -> Callable[[int, bytes], Any]:
     }
 
     def ext_hook(code: int, data: bytes) -> Any:
+        if code == EXT_DECIMAL:  # the common case, inlined
+            try:
+                return Decimal(data.decode("ascii"))
+            except Exception as exc:  # UnicodeDecodeError, InvalidOperation
+                raise _bad_payload(code, exc) from exc
         decoder = decoders.get(code)
         if decoder is None:
             raise CodecError(f"cannot decode message: unknown ext type code {code}")
@@ -382,11 +399,8 @@ def _make_ext_hook(depth: int) -> Callable[[int, bytes], Any]:
             return decoder(data)
         except CodecError:
             raise
-        except Exception as exc:  # struct.error, ValueError, InvalidOperation, TypeError...
-            raise CodecError(
-                f"cannot decode message: invalid {_EXT_NAMES[code]} payload "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
+        except Exception as exc:  # struct.error, ValueError, TypeError (unhashable item)...
+            raise _bad_payload(code, exc) from exc
 
     return ext_hook
 

@@ -147,7 +147,8 @@ class Service:
     def run_service_blocking(self) -> None:
         """Serves in this thread until stopped; SIGINT/SIGTERM run the handlers, then stop."""
         runtime = self._start_runtime()
-        with _SignalRouting(lambda name, signum, frame: runtime.signal(name, signum, frame)):
+        with _SignalRouting(lambda name, signum, frame: runtime.signal(name, signum, frame),
+                            wakeup_fd=getattr(runtime.poller, "wakeup_fd", None)):
             if self.transport.drives_runtimes:
                 self.transport.run_until_stopped(runtime)
                 self._finish()
@@ -234,9 +235,16 @@ class _SignalRouting:
     them and crashed on SIG_DFL.
     """
 
-    def __init__(self, callback) -> None:
+    def __init__(self, callback, wakeup_fd: int | None = None) -> None:
         self.callback = callback
         self.previous: dict[int, Any] = {}
+        # A signal that lands just before the loop blocks in poll would run its Python
+        # handler only after the poll returns (never, when idle): with a wakeup fd the C
+        # handler itself wakes the poll. A dup, so closing the poller never leaves Python
+        # writing into a closed (or reused) descriptor.
+        self.wakeup_fd = wakeup_fd
+        self._wakeup_dup: int | None = None
+        self._previous_wakeup = -1
 
     def __enter__(self) -> "_SignalRouting":
         if threading.current_thread() is threading.main_thread():
@@ -244,8 +252,16 @@ class _SignalRouting:
                 signum = getattr(signal, name)
                 self.previous[signum] = signal.signal(
                     signum, lambda num, frame, name=name: self.callback(name, num, frame))
+            if self.wakeup_fd is not None:
+                self._wakeup_dup = os.dup(self.wakeup_fd)
+                self._previous_wakeup = signal.set_wakeup_fd(self._wakeup_dup,
+                                                             warn_on_full_buffer=False)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self._wakeup_dup is not None:
+            signal.set_wakeup_fd(self._previous_wakeup)
+            os.close(self._wakeup_dup)
+            self._wakeup_dup = None
         for signum, handler in self.previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

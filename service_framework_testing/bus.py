@@ -9,6 +9,11 @@ from service_framework.transport.memory import MemoryBus
 from .harness import ServiceHarness
 
 
+# Code that must keep real time while the bus freezes it for services.
+_REAL_TIME_MODULES = ["zmq", "service_framework.transport.zmq", "service_framework_testing.source",
+                      "service_framework.service"]
+
+
 class TestBus:
     """Runs several services together on one seeded `MemoryBus`."""
 
@@ -43,6 +48,7 @@ class TestBus:
         """A `ServiceHarness` on this bus, wired to the others by its addresses."""
         if transport not in (None, "memory"):
             raise ValueError("sf_bus.service runs on the memory bus; use sf_service for zmq")
+        self.freeze_time()
         harness = ServiceHarness(spec, transport=self.bus, config=config, addresses=addresses,
                                  main_mode=main_mode)
         self.harnesses.append(harness)
@@ -67,10 +73,16 @@ class TestBus:
                 harness.service.runtime = new
 
     def freeze_time(self) -> None:
-        """`datetime.now()` and `time.time()` in service code follow the virtual clock."""
+        """`datetime.now()` and `time.time()` in service code follow the virtual clock.
+
+        Started with the first service on the bus, so a test that only runs services on
+        ZMQ keeps real time (ZMQ deadlines must not freeze).
+        """
+        if self._freezer is not None:
+            return
         from freezegun import freeze_time
 
-        self._freezer = freeze_time(self.bus.clock.now(), ignore=["zmq", "threading"])
+        self._freezer = freeze_time(self.bus.clock.now(), ignore=_REAL_TIME_MODULES)
         self._frozen = self._freezer.start()
         self.bus.clock.listeners.append(self._frozen.move_to)
 

@@ -56,7 +56,6 @@ def sf_bus(request: pytest.FixtureRequest) -> Iterator[TestBus]:
     request.node.stash[_seed_key] = seed
     before = {id(service) for service in running_services()}
     threads_before = set(threading.enumerate())
-    bus.freeze_time()
     try:
         yield bus
     finally:

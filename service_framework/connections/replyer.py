@@ -26,6 +26,8 @@ class Replyer(Component):
 
     def on_readable(self, socket: Socket) -> None:
         for _ in range(BATCH):
+            if self.runtime.stop_requested:  # the rest is for drain(), with its deadline
+                return
             frames = socket.recv()
             if frames is None:
                 return
@@ -97,6 +99,12 @@ class Replyer(Component):
             if clock.monotonic() < deadline:
                 self.handle(socket, frames)
             elif len(frames) >= 2:
+                try:  # the request's id, or its requester would drop the answer as late
+                    request = decode_request(frames[-1],
+                                             max_bytes=self.runtime.max_message_bytes)
+                    workflow_id, rid = request.workflow_id, request.rid
+                except (CodecError, EnvelopeError):
+                    workflow_id, rid = "", None
                 socket.send(frames[:-1] + [encode_error(
-                    self.runtime.new_workflow_id(), None, "ServiceStopping",
+                    workflow_id or self.runtime.new_workflow_id(), rid, "ServiceStopping",
                     f"service {self.runtime.name!r} is stopping")])

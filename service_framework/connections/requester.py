@@ -39,6 +39,8 @@ class Requester(OutboundConnection):
 
     def _new_socket(self) -> None:
         if self.socket is not None:
+            if self.poller is not None:  # a closed socket must not stay in the poller
+                self.poller.unregister(self.socket)
             self.close_socket(self.socket)
         if self.poller is None:
             self.poller = self.runtime.transport.poller(owner=f"{self.runtime.name}.{self.name}")

@@ -28,6 +28,8 @@ class Subscriber(Component):
 
     def on_readable(self, socket: Socket) -> None:
         for _ in range(BATCH):
+            if self.runtime.stop_requested:  # stopping: take no new message
+                return
             frames = socket.recv()
             if frames is None:
                 return

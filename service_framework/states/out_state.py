@@ -94,7 +94,7 @@ def split_protocol_keys(args: Any, protocol_keys: frozenset[str]) -> tuple[Any, 
     `is_snapshot` is always allowed; `current_num` only when a 0.0.12 model declares it,
     and it is ignored: the framework numbers updates.
     """
-    if args.__class__ is not dict or not (
+    if not isinstance(args, dict) or not (
             "is_snapshot" in args or ("current_num" in protocol_keys and "current_num" in args)):
         return args, False
     args = dict(args)
@@ -121,7 +121,9 @@ class OutState(Component):
         if self.heartbeat_s <= 0:
             raise ValueError(f"{self.label}: heartbeat_s must be > 0")
         self.hwm = int(creation.get("hwm", DEFAULT_STATE_HWM))
-        self.core = OutStateCore(spec.kind, heartbeat_s=self.heartbeat_s,
+        # The transport makes the epoch: random on ZeroMQ, from the seed on the memory bus.
+        self.core = OutStateCore(spec.kind, epoch=runtime.new_workflow_id(),
+                                 heartbeat_s=self.heartbeat_s,
                                  max_bytes=runtime.max_message_bytes)
         self.lock = threading.Lock()
         self.subscriptions = SubscriptionCounter()

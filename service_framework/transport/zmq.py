@@ -9,6 +9,7 @@ import time
 from typing import Sequence
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from .base import Clock, Frames, Poller, Socket, SocketKind, Transport
 
@@ -21,6 +22,8 @@ _ZMQ_TYPES = {
 
 # Bounded linger: pending messages get this long to leave on close, so stop is never stuck.
 LINGER_MS = 200
+# How long `close` waits for ZMQ's I/O thread to close a bound listener (see `_unbind_all`).
+UNBIND_WAIT_S = 0.5
 
 
 class SystemClock(Clock):
@@ -32,7 +35,7 @@ class SystemClock(Clock):
 
 
 class ZmqSocket(Socket):
-    __slots__ = ("kind", "owner", "raw", "_send", "_recv")
+    __slots__ = ("kind", "owner", "raw", "_send", "_recv", "_bound")
 
     def __init__(self, context: zmq.Context, kind: SocketKind, owner: str, hwm: int) -> None:
         self.kind = kind
@@ -50,10 +53,13 @@ class ZmqSocket(Socket):
         self.raw = raw
         self._send = raw.send_multipart
         self._recv = raw.recv_multipart
+        self._bound: list[str] = []
 
     def bind(self, endpoint: str) -> str:
         self.raw.bind(endpoint)
-        return self.raw.getsockopt(zmq.LAST_ENDPOINT).decode()
+        bound = self.raw.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self._bound.append(bound)
+        return bound
 
     def connect(self, endpoint: str) -> None:
         self.raw.connect(endpoint)
@@ -76,7 +82,40 @@ class ZmqSocket(Socket):
 
     def close(self) -> None:
         if not self.raw.closed:
+            self._unbind_all()
             self.raw.close(linger=LINGER_MS)
+
+    def _unbind_all(self) -> None:
+        """Unbinds, and returns once ZMQ has closed the listeners: the ports are free then.
+
+        `zmq_close` closes listeners later, on the I/O thread, so a port could still be taken
+        right after `close()` returned (a restart on the same address then failed with
+        EADDRINUSE). Waiting for EVENT_CLOSED on a socket monitor removes that race.
+        """
+        listeners = [e for e in self._bound if e.startswith(("tcp://", "ipc://"))]
+        self._bound.clear()
+        if not listeners:
+            return
+        monitor = self.raw.get_monitor_socket(zmq.EVENT_CLOSED)
+        try:
+            unbound = 0
+            for endpoint in listeners:
+                try:
+                    self.raw.unbind(endpoint)
+                    unbound += 1
+                except zmq.ZMQError:
+                    pass
+            deadline = time.monotonic() + UNBIND_WAIT_S
+            closed = 0
+            while closed < unbound:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not monitor.poll(int(remaining * 1000) + 1):
+                    break
+                if recv_monitor_message(monitor)["event"] == zmq.EVENT_CLOSED:
+                    closed += 1
+        finally:
+            self.raw.disable_monitor()
+            monitor.close(linger=0)
 
     @property
     def closed(self) -> bool:
@@ -127,6 +166,11 @@ class ZmqPoller(Poller):
                 pass
         except BlockingIOError:
             pass
+
+    @property
+    def wakeup_fd(self) -> int:
+        """The write end of the wake pipe (for `signal.set_wakeup_fd`: a signal wakes `poll`)."""
+        return self._wake_w
 
     def wake(self) -> None:
         try:

@@ -1,0 +1,244 @@
+"""The in side of a state: follows an out side with snapshots, numbered updates and heartbeats.
+
+`InState` drives the pure state machine `InStateSync` (module `sync`) from sockets and
+timers: a SUB `subscriber` socket for updates and heartbeats, a DEALER `requester` socket
+for snapshot requests (Lazy Pirate: a fresh socket after each timeout), a timer for
+request timeouts and one for a silent out side. Nothing here ever blocks the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..component import Component
+from ..connections.publisher import topic_bytes
+from ..logs import get_logger
+from ..transport.base import Frames, Socket, SocketKind
+from . import protocol
+from .out_state import DEFAULT_HEARTBEAT_S, DEFAULT_STATE_HWM
+from .protocol import Heartbeat, Update
+from .sync import APPLIED, BUFFERED, IGNORED, LOST, InStateSync
+
+if TYPE_CHECKING:
+    from ..models import StateSpec
+    from ..runtime import Runtime
+
+log = get_logger()
+
+DEFAULT_SNAPSHOT_TIMEOUT_S = 2.0
+LIVENESS = 3  # heartbeat intervals of silence before the out side is presumed gone
+BATCH = 512  # messages handled per wake-up before the loop looks at other sockets
+
+
+class InState(Component):
+    """An in-state: the value handlers see in `states`, kept equal to the out side's.
+
+    `synced` says whether it is in sync; while it is not, handlers see the last good value.
+    """
+
+    section = "states"
+
+    def __init__(self, spec: "StateSpec", runtime: "Runtime") -> None:
+        super().__init__(spec, runtime)
+        creation = spec.creation
+        self.topic = topic_bytes(creation, spec.name)
+        self.snapshot_timeout_s = float(creation.get("snapshot_timeout_s",
+                                                     DEFAULT_SNAPSHOT_TIMEOUT_S))
+        heartbeat_s = float(creation.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
+        if self.snapshot_timeout_s <= 0 or heartbeat_s <= 0:
+            raise ValueError(f"{self.label}: snapshot_timeout_s and heartbeat_s must be > 0")
+        self.silence_s = LIVENESS * heartbeat_s  # until the out side tells its interval
+        self.hwm = int(creation.get("hwm", DEFAULT_STATE_HWM))
+        self.on_update = spec.on_update
+        self.sync = InStateSync()
+        self.subscriber: Socket | None = None
+        self.requester: Socket | None = None
+        self._check = spec.value.check
+        self._delta = spec.kind == "delta"
+        self._rid: str | None = None  # the snapshot request in flight
+        self._request_deadline: float | None = None
+        self._attempt = 0
+        self._last_heard = 0.0
+        self._was_synced = False
+        self._losses_seen = 0
+        # counters, for tests and operators (updates_applied includes snapshots)
+        self.updates_applied = self.ignored = self.bad_updates = self.heartbeats = 0
+        self.snapshot_requests = self.snapshot_timeouts = self.snapshots_applied = 0
+        self.out_of_sync = 0
+        runtime.set_state_value(spec.name, self.sync.value)
+
+    @property
+    def synced(self) -> bool:
+        return self.sync.synced
+
+    @property
+    def value(self) -> dict:
+        return self.sync.value
+
+    @property
+    def seq(self) -> int:
+        return self.sync.seq
+
+    def open(self) -> None:
+        self.subscriber = self.open_socket(SocketKind.SUB, "subscriber", bind=False, many=True,
+                                           hwm=self.hwm)
+        self.subscriber.subscribe(self.topic)  # subscribe first, then ask for the snapshot
+        self.runtime.watch(self.subscriber, self.on_readable)
+        self._last_heard = self.runtime.clock.monotonic()
+        self._request_snapshot(fresh=True)
+
+    def close(self) -> None:
+        super().close()
+        self.subscriber = self.requester = None
+        self._rid = self._request_deadline = None
+
+    # -- updates and heartbeats -----------------------------------------------------------
+    def on_readable(self, socket: Socket) -> None:
+        self._last_heard = self.runtime.clock.monotonic()
+        handle = self._handle
+        for _ in range(BATCH):
+            frames = socket.recv()
+            if frames is None:
+                return
+            handle(frames)
+
+    def _handle(self, frames: Frames) -> None:
+        if len(frames) != 2 or frames[0] != self.topic:
+            if len(frames) != 2:  # a prefix match of another topic is not an error
+                self._bad(f"{len(frames)} frame(s), expected [topic, body]")
+            return
+        try:
+            message = protocol.decode_message(frames[1], max_bytes=self.runtime.max_message_bytes)
+            if message.__class__ is Update:
+                self._check(message.args, partial=self._delta and not message.is_snapshot)
+        except ValueError as error:  # CodecError, ProtocolError, ArgumentError
+            self._bad(error)
+            return
+        if message.__class__ is Heartbeat:
+            self.heartbeats += 1
+            if message.heartbeat_s:
+                self.silence_s = LIVENESS * message.heartbeat_s
+            if self.sync.on_heartbeat(message) is LOST:
+                self._settle()
+            return
+        outcome = self.sync.feed(message)
+        if outcome is APPLIED:
+            self.updates_applied += 1
+            if self.on_update is not None or self.runtime.event_listeners:
+                self._applied(message)
+        elif outcome is IGNORED:
+            self.ignored += 1
+        elif outcome is not BUFFERED:
+            self._settle()
+
+    def _bad(self, error: object) -> None:
+        self.bad_updates += 1
+        self.runtime.count("bad_state_updates")
+        if self.bad_updates <= 10 or self.bad_updates % 1000 == 0:  # a flood logs little
+            log.warning("%s: dropped a bad update (%d so far): %s", self.label,
+                        self.bad_updates, error)
+
+    def _applied(self, update: Update) -> None:
+        runtime = self.runtime
+        workflow_id = update.workflow_id or runtime.new_workflow_id()
+        if runtime.event_listeners:
+            runtime.emit("in", "state", self.name, workflow_id, args=update.args,
+                         seq=update.seq, is_snapshot=update.is_snapshot)
+        if self.on_update is not None:
+            try:
+                runtime.call(self.on_update, update.args, runtime.to_send, runtime.states,
+                             runtime.config, workflow_id=workflow_id)
+            except Exception as error:
+                runtime.count("state_handler_errors")
+                log.exception("%s: on_update raised %s; the service goes on", self.label,
+                              type(error).__name__, extra={"workflow_id": workflow_id})
+
+    def _settle(self) -> None:
+        """After anything but the hot path: run handlers, log transitions, ask for snapshots."""
+        sync = self.sync
+        for update in sync.take_applied():
+            self.updates_applied += 1
+            self._applied(update)
+        if sync.losses != self._losses_seen:
+            self._losses_seen = sync.losses
+            self.out_of_sync += 1
+            self.runtime.count("state_out_of_sync")
+            log.warning("%s: out of sync: %s; requesting a snapshot", self.label, sync.reason)
+        if sync.synced:
+            self._rid = self._request_deadline = None  # a late reply is dropped by its rid
+            self._attempt = 0
+            if not self._was_synced:
+                self._was_synced = True
+                log.info("%s: in sync (epoch %s, seq %d)", self.label, sync.epoch, sync.seq)
+        else:
+            self._was_synced = False
+            if self._rid is None:
+                self._request_snapshot(fresh=False)
+
+    # -- snapshots ------------------------------------------------------------------------
+    def _request_snapshot(self, *, fresh: bool) -> None:
+        runtime = self.runtime
+        if fresh or self.requester is None:  # Lazy Pirate: drop whatever the old one queued
+            if self.requester is not None:
+                self.close_socket(self.requester)
+            self.requester = self.open_socket(SocketKind.DEALER, "requester", bind=False,
+                                              many=True)
+            runtime.watch(self.requester, self.on_reply)
+        self._rid = runtime.new_workflow_id()
+        self._request_deadline = runtime.clock.monotonic() + self.snapshot_timeout_s
+        self.snapshot_requests += 1
+        runtime.count("snapshot_requests")
+        self.requester.send([protocol.encode_snapshot_request(self._rid)])
+
+    def on_reply(self, socket: Socket) -> None:
+        runtime = self.runtime
+        while (frames := socket.recv()) is not None:
+            try:
+                snapshot = protocol.decode_snapshot(frames[-1],
+                                                    max_bytes=runtime.max_message_bytes)
+                if snapshot.rid != self._rid:
+                    runtime.count("late_snapshots_dropped")
+                    continue  # the answer to a request given up on
+                if snapshot.seq:  # seq 0: nothing was sent yet, the value is {}
+                    # A delta value is the sum of validated deltas: it may lack required keys.
+                    self._check(snapshot.value, partial=self._delta)
+            except ValueError as error:  # the request stays in flight: it times out, retries
+                self._bad(f"snapshot: {error}")
+                continue
+            self._rid = self._request_deadline = None
+            self._last_heard = runtime.clock.monotonic()
+            if snapshot.heartbeat_s:
+                self.silence_s = LIVENESS * snapshot.heartbeat_s
+            if self.sync.on_snapshot(snapshot) is not IGNORED:
+                self.snapshots_applied += 1
+            self._settle()
+
+    # -- timers ---------------------------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        if self._request_deadline is not None:
+            return self._request_deadline
+        if self.sync.synced:
+            return self._last_heard + self.silence_s
+        return None
+
+    def on_timer(self, now: float) -> None:
+        if self._request_deadline is not None:
+            if now >= self._request_deadline:
+                self._timed_out()
+        elif self.sync.synced and now >= self._last_heard + self.silence_s:
+            self.sync.lose_sync(f"timeout: nothing heard from the out side for "
+                                f"{now - self._last_heard:.3g}s")
+            self._settle()
+
+    def _timed_out(self) -> None:
+        self.snapshot_timeouts += 1
+        self._attempt += 1
+        self.runtime.count("snapshot_timeouts")
+        # The first timeout of an episode is news; the retries that follow are not.
+        level = logging.WARNING if self._attempt == 1 else logging.DEBUG
+        log.log(level, "%s: timeout: no snapshot from %s within %.3gs (attempt %d); "
+                "retrying with a fresh socket", self.label,
+                ", ".join(self.endpoints("requester", many=True)), self.snapshot_timeout_s,
+                self._attempt)
+        self._request_snapshot(fresh=True)
