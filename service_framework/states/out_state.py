@@ -191,7 +191,9 @@ class OutState(Component):
         with self.lock:
             publisher = self.publisher
             now = self.runtime.clock.monotonic()  # `send` may have run since `now` was read
-            if publisher is None or now - self._last_sent < self.heartbeat_s:
+            # The same sum as next_deadline(): `now - last < hb` can disagree with it in
+            # floating point, and the bus would step this timer forever.
+            if publisher is None or now < self._last_sent + self.heartbeat_s:
                 return
             self.subscriptions.read(publisher)  # XPUB queues subscriptions: keep it empty
             publisher.send([self.topic, self.core.heartbeat()])
