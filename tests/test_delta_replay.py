@@ -28,7 +28,8 @@ STREAM = [
     {"asks": {Decimal("103"): Decimal("3")}},
     {"asks": {Decimal("101"): None}},
     {"bids": {Decimal("99"): Decimal("5")}},
-    {"asks": {Decimal("102"): Decimal("7")}, "updated_time": datetime(2030, 1, 2, tzinfo=timezone.utc)},
+    {"asks": {Decimal("102"): Decimal("7")},
+     "updated_time": datetime(2030, 1, 2, tzinfo=timezone.utc)},
     {"bids": {Decimal("99"): None, Decimal("98"): Decimal("1")}},
 ]
 
