@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from .codec import DEFAULT_MAX_MESSAGE_BYTES
 from .errors import ArgumentError
@@ -261,7 +261,3 @@ class Runtime:
             event = Event(self.clock.monotonic(), dir, kind, name, workflow_id, payload)
             for listener in self.event_listeners:
                 listener(event)
-
-    def iter_connections(self) -> Iterable:
-        return [*self.in_connections.values(), *self.out_connections.values()]
-

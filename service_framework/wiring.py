@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator, NamedTuple
 
-from . import addresses as _addresses
-
 if TYPE_CHECKING:
     from .loader import ServiceDefinition
 
@@ -42,8 +40,3 @@ def socket_plan(definition: "ServiceDefinition") -> Iterator[SocketEntry]:
         else:
             yield SocketEntry("states", side, name, "subscriber", False, True)
             yield SocketEntry("states", side, name, "requester", False, True)
-
-
-def endpoints_of(definition: "ServiceDefinition", section: str, side: str, name: str,
-                 key: str, *, many: bool = False) -> list[str]:
-    return _addresses.endpoints(definition.addresses, section, side, name, key, many=many)

@@ -14,7 +14,7 @@ import heapq
 import itertools
 import random
 from collections import deque
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from .base import Clock, Frames, Poller, Socket, SocketKind, Transport
 from .faults import Faults, Packet
@@ -422,9 +422,6 @@ class MemoryBus(Transport):
             if runtime.name == name:
                 return runtime
         raise KeyError(f"no service named {name!r} on this bus")
-
-    def iter_services(self) -> Iterable[str]:
-        return [runtime.name for runtime in self.runtimes]
 
 
 _default: MemoryBus | None = None
