@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--replay", metavar="TRACE", dest="replay_path",
                         help="replay a trace against the service on the memory bus; "
                              "exit 0 if it sends what was recorded, 1 at the first divergence")
+    parser.add_argument("--mask", metavar="KEY.PATH", action="append", dest="mask",
+                        help="with --replay: a volatile field not to compare, e.g. "
+                             "return_args.count or args.updated_time (repeatable)")
     parser.add_argument("--check", action="store_true",
                         help="load and validate service, config and addresses, print a "
                              "summary, exit 0 (or 2) without binding anything")
@@ -56,6 +59,8 @@ def _summary(definition) -> str:
     for (side, name), spec in sorted(definition.states.items()):
         lines.append(f"  state      {side:3} {name}: {spec.type}")
     lines.append(f"  config keys: {', '.join(sorted(definition.config)) or 'none'}")
+    if definition.security is not None:
+        lines.append(f"  security: {definition.security.summary()}")
     return "\n".join(lines)
 
 

@@ -38,6 +38,9 @@ class Component:
         socket = self.runtime.transport.socket(kind, owner=f"{self.runtime.name}.{self.name}",
                                                hwm=hwm)
         self.sockets.append(socket)
+        security = self.runtime.definition.security
+        if security is not None:  # CurveZMQ (SPEC §15): before any bind or connect
+            security.secure(socket, self.section, self.name, bind=bind)
         for endpoint in self.endpoints(key, many=many):
             if bind:
                 self.bound_endpoint = socket.bind(endpoint)

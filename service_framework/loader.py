@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 from . import addresses as _addresses
 from . import config as _config
+from . import security as _security
 from .errors import ConfigError, ModelError
 from .models import ConnectionSpec, StateSpec, connection_specs, state_specs
 
@@ -34,6 +35,7 @@ class ServiceDefinition:
     init_function: Callable | None = None
     signal_handlers: dict[str, Callable] = field(default_factory=dict)
     main_mode: bool = False
+    security: "_security.Security | None" = None  # CurveZMQ, from addresses' `security`
 
     def connection(self, side: str, name: str) -> ConnectionSpec:
         return self.connections[(side, name)]
@@ -140,6 +142,7 @@ def load_service(spec: str | os.PathLike | types.ModuleType, *,
         state_models, _hook_dict(_call_hook(module, "setup_states", resolved), "setup_states"))
 
     loaded_addresses = _addresses.load_addresses(addresses)
+    file_addresses = loaded_addresses
     if hasattr(module, "setup_addresses"):
         loaded_addresses = _hook_dict(
             _call_hook(module, "setup_addresses", loaded_addresses, resolved),
@@ -162,6 +165,7 @@ def load_service(spec: str | os.PathLike | types.ModuleType, *,
     if main_mode:
         require_main_mode(definition)
     _check_addresses(definition)
+    _load_security(definition, file_addresses)
     return definition
 
 
@@ -180,6 +184,20 @@ def require_main_mode(definition: ServiceDefinition) -> None:
     if in_states:
         raise ModelError(f"state_models.in.{in_states[0]}: in-states are not allowed "
                          "in main mode")
+
+
+def _load_security(definition: ServiceDefinition, file_addresses: Mapping) -> None:
+    """Reads and checks the key files of the `security` section (SPEC §15), if any.
+
+    A `setup_addresses` result without a section keeps the file's: security is never
+    turned off by omission. Relative key paths are resolved against the file's folder.
+    """
+    from .wiring import socket_plan
+
+    section = definition.addresses.get("security", file_addresses.get("security"))
+    definition.security = _security.load_security(
+        section, service=definition.name, plan=socket_plan(definition),
+        source=getattr(file_addresses, "source", None))
 
 
 def _check_addresses(definition: ServiceDefinition) -> None:

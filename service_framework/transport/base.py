@@ -11,7 +11,7 @@ import abc
 import datetime as _dt
 import enum
 import uuid
-from typing import Sequence
+from typing import Collection, Sequence
 
 Frames = list[bytes]
 
@@ -59,6 +59,17 @@ class Socket(abc.ABC):
 
     @abc.abstractmethod
     def subscribe(self, topic: bytes) -> None: ...
+
+    # CurveZMQ (SPEC §15). Called before `bind`/`connect`; keys are Z85 text as bytes.
+    def secure_server(self, public: bytes, secret: bytes, *, domain: str,
+                      allowed: Collection[bytes]) -> None:
+        """Makes this socket a CURVE server: only clients whose public key is in `allowed`
+        (checked by ZAP, in `domain`) are linked; plain-text peers never are."""
+        raise NotImplementedError(f"{type(self).__name__} does not support CurveZMQ")
+
+    def secure_client(self, public: bytes, secret: bytes, *, server_public: bytes) -> None:
+        """Makes this socket a CURVE client of the server whose public key is `server_public`."""
+        raise NotImplementedError(f"{type(self).__name__} does not support CurveZMQ")
 
     @abc.abstractmethod
     def close(self) -> None: ...

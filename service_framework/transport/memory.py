@@ -14,9 +14,10 @@ import heapq
 import itertools
 import random
 from collections import deque
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, NamedTuple, Sequence
 
 from .base import Clock, Frames, Poller, Socket, SocketKind, Transport
+from .curve import AllowLists
 from .faults import Faults, Packet
 
 DEFAULT_START = _dt.datetime(2030, 1, 1, tzinfo=_dt.timezone.utc)
@@ -60,6 +61,15 @@ def endpoint_key(endpoint: str) -> str:
     return endpoint
 
 
+class CurveRole(NamedTuple):
+    """A socket's CurveZMQ role on the bus. No secret key is kept: the bus needs none."""
+
+    server: bool
+    public: bytes
+    domain: str | None = None  # servers: whose allow-list applies
+    server_public: bytes | None = None  # clients: the server they expect
+
+
 class MemorySocket(Socket):
     def __init__(self, bus: "MemoryBus", kind: SocketKind, owner: str, hwm: int) -> None:
         self.bus = bus
@@ -75,6 +85,7 @@ class MemorySocket(Socket):
         self.unsent: deque[Frames] = deque()  # a DEALER's messages before any peer exists
         self._next_peer = 0
         self._closed = False
+        self.curve: CurveRole | None = None
 
     @property
     def service(self) -> str:
@@ -127,9 +138,24 @@ class MemorySocket(Socket):
         for peer in self.peers:
             peer.inbox.append([b"\x01" + topic])
 
+    def secure_server(self, public: bytes, secret: bytes, *, domain: str,
+                      allowed: Collection[bytes]) -> None:
+        self._release_domain()
+        self.bus.allow_lists.add(domain, allowed)
+        self.curve = CurveRole(True, bytes(public), domain=domain)
+
+    def secure_client(self, public: bytes, secret: bytes, *, server_public: bytes) -> None:
+        self._release_domain()
+        self.curve = CurveRole(False, bytes(public), server_public=bytes(server_public))
+
+    def _release_domain(self) -> None:
+        if self.curve is not None and self.curve.server:
+            self.bus.allow_lists.remove(self.curve.domain)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._release_domain()
             self.bus._close(self)
 
     @property
@@ -191,6 +217,9 @@ class MemoryBus(Transport):
         self._identities = itertools.count(1)
         self._ports = itertools.count(49152)
         self._crashed: dict[str, Any] = {}
+        self.allow_lists = AllowLists()
+        # (server owner, client owner) of every link the CurveZMQ handshake refused
+        self.refused: list[tuple[str, str]] = []
         self.restart_listeners: list[Callable[[Any, Any], None]] = []
 
     @property
@@ -243,6 +272,8 @@ class MemoryBus(Transport):
             self._link(bound, socket)
 
     def _link(self, a: MemorySocket, b: MemorySocket) -> None:
+        if (a.curve is not None or b.curve is not None) and not self._handshake(a, b):
+            return  # as in ZMQ: the peer is never linked, nothing crosses either way
         a.peers.append(b)
         b.peers.append(a)
         for sub, pub in ((a, b), (b, a)):
@@ -252,6 +283,23 @@ class MemoryBus(Transport):
         for dealer, peer in ((a, b), (b, a)):
             while dealer.kind is SocketKind.DEALER and dealer.unsent:
                 self._transmit(dealer, peer, [dealer.identity, *dealer.unsent.popleft()])
+
+    def _handshake(self, a: MemorySocket, b: MemorySocket) -> bool:
+        """ZMQ's security handshake between a bound socket `a` and a connecting one `b`.
+
+        Plain meets plain; otherwise one side must be a CURVE server and the other a
+        CURVE client that expects that server's public key and is on its allow-list.
+        A plain peer of a CURVE socket (either way) fails, as a mechanism mismatch does.
+        """
+        if a.curve is None or b.curve is None or a.curve.server == b.curve.server:
+            self.refused.append((a.owner, b.owner))
+            return False
+        server, client = (a, b) if a.curve.server else (b, a)
+        if client.curve.server_public != server.curve.public or not self.allow_lists.allows(
+                server.curve.domain, client.curve.public):
+            self.refused.append((server.owner, client.owner))
+            return False
+        return True
 
     def _unlink(self, a: MemorySocket, b: MemorySocket) -> None:
         if b in a.peers:
