@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any, Callable, NamedTuple
 
 from .codec import DEFAULT_MAX_MESSAGE_BYTES
+from .component import Component
 from .errors import ArgumentError
 from .loader import ServiceDefinition
 from .logs import get_logger, service_name_var, workflow_id_var
@@ -78,12 +79,17 @@ class Runtime:
         for (side, name), spec in definition.states.items():
             target = self.in_states if side == "in" else self.out_states
             target[name] = build_state(spec, self)
+        # Fixed from here on; built once, not per step (the loop reads them every step).
+        self._components = (*self.out_states.values(), *self.in_connections.values(),
+                            *self.out_connections.values(), *self.in_states.values())
+        # Only components that override `next_deadline` can have a timer.
+        self._timed = tuple(c for c in self._components
+                            if type(c).next_deadline is not Component.next_deadline)
 
     # -- components ---------------------------------------------------------------------
     @property
-    def components(self) -> list:
-        return [*self.out_states.values(), *self.in_connections.values(),
-                *self.out_connections.values(), *self.in_states.values()]
+    def components(self) -> tuple:
+        return self._components
 
     def open(self) -> None:
         """Binds and connects every socket; on failure closes what was opened."""
@@ -114,8 +120,12 @@ class Runtime:
 
     # -- the loop -----------------------------------------------------------------------
     def next_deadline(self) -> float | None:
-        deadlines = [d for c in self.components if (d := c.next_deadline()) is not None]
-        return min(deadlines) if deadlines else None
+        earliest = None
+        for component in self._timed:
+            deadline = component.next_deadline()
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     def step(self, timeout_s: float | None) -> int:
         """Waits up to `timeout_s` (bounded by the next timer) and handles what arrived.
@@ -145,8 +155,10 @@ class Runtime:
                 service_name_var.reset(token)
 
     def run_timers(self) -> int:
+        if not self._timed:
+            return 0
         now = self.clock.monotonic()
-        due = [c for c in self.components
+        due = [c for c in self._timed
                if (d := c.next_deadline()) is not None and d <= now]
         for component in due:
             self.guard(component.on_timer, now, where=f"timer of {component.name!r}")

@@ -43,6 +43,20 @@ from uuid import UUID
 __all__ = ["to_jsonable", "from_jsonable", "dumps", "loads"]
 
 
+class _Real:
+    """The real `datetime` and `date` classes, where freezegun cannot swap them.
+
+    While time is frozen (the test harness freezes it), freezegun replaces every module
+    attribute that *is* one of these classes, whatever its name (``_REAL = datetime`` too),
+    with its fake subclass, whose constructors return fakes. Class attributes are left
+    alone, so values are built from these. Taken from ``min``, an instance of the real class
+    even when this module is imported while time is frozen.
+    """
+
+    datetime = type(datetime.min)
+    date = type(date.min)
+
+
 def _float(obj: float) -> Any:
     if math.isfinite(obj):
         return obj
@@ -85,8 +99,8 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     set: lambda obj: {"$set": _sorted_items(obj)},
     frozenset: lambda obj: {"$frozenset": _sorted_items(obj)},
     Decimal: lambda obj: {"$decimal": str(obj)},
-    datetime: lambda obj: {"$datetime": obj.isoformat()},
-    date: lambda obj: {"$date": obj.isoformat()},
+    _Real.datetime: lambda obj: {"$datetime": obj.isoformat()},
+    _Real.date: lambda obj: {"$date": obj.isoformat()},
     time: lambda obj: {"$time": obj.isoformat()},
     timedelta: lambda obj: {"$timedelta": [obj.days, obj.seconds, obj.microseconds]},
     UUID: lambda obj: {"$uuid": str(obj)},
@@ -107,8 +121,8 @@ _BASES: tuple[tuple[type, Callable[[Any], Any]], ...] = (
     (frozenset, frozenset),
     (set, set),
     (Decimal, Decimal),
-    (datetime, lambda obj: datetime.combine(obj.date(), obj.timetz(), fold=obj.fold)),
-    (date, lambda obj: date(obj.year, obj.month, obj.day)),
+    (_Real.datetime, lambda obj: _Real.datetime.combine(obj.date(), obj.timetz())),  # + fold
+    (_Real.date, lambda obj: _Real.date(obj.year, obj.month, obj.day)),
     (time, lambda obj: time(
         obj.hour, obj.minute, obj.second, obj.microsecond, obj.tzinfo, fold=obj.fold)),
     (timedelta, lambda obj: timedelta(obj.days, obj.seconds, obj.microseconds)),
@@ -196,7 +210,7 @@ def _split_offset(text: str, start: int) -> tuple[str, timezone | None]:
 
 def _dec_datetime(value: Any) -> datetime:
     local, tz = _split_offset(_expect(value, str, "$datetime"), 10)  # after the date's '-'s
-    return datetime.fromisoformat(local).replace(tzinfo=tz)
+    return _Real.datetime.fromisoformat(local).replace(tzinfo=tz)
 
 
 def _dec_time(value: Any) -> time:
@@ -207,7 +221,7 @@ def _dec_time(value: Any) -> time:
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "$decimal": lambda value: Decimal(_expect(value, str, "$decimal")),
     "$datetime": _dec_datetime,
-    "$date": lambda value: date.fromisoformat(_expect(value, str, "$date")),
+    "$date": lambda value: _Real.date.fromisoformat(_expect(value, str, "$date")),
     "$time": _dec_time,
     "$timedelta": _dec_timedelta,
     "$uuid": lambda value: UUID(_expect(value, str, "$uuid")),

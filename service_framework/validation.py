@@ -254,12 +254,38 @@ def _dict_members(form: Any) -> list[tuple[Any, Any]]:
             for m in members if (get_origin(m) or m) in _MAPPINGS]
 
 
+def _exact_class(form: Any) -> type | None:
+    """The class whose exact instances always match `form` (a plain class), else None."""
+    if (form is not Any and get_origin(form) is None and isinstance(form, type)
+            and _plain_predicate(form) is not None):
+        return form
+    return None
+
+
 def _compile_partial(form: Any) -> Predicate:
     """Merge-patch predicate: None deletes; dicts against a dict-like form check recursively."""
     full = _compile(form)
-    dict_forms = [(_compile(k), _compile_partial(v)) for k, v in _dict_members(form)]
+    members = _dict_members(form)
+    dict_forms = [(_compile(k), _compile_partial(v)) for k, v in members]
     if not dict_forms:
         return lambda v: v is None or full(v)
+    if len(dict_forms) == 1:  # the common case ({Decimal: Decimal} order-book levels): no
+        (key_ok, item_ok), = dict_forms  # generator per value, exact classes checked inline
+        key_class, item_class = (_exact_class(f) for f in members[0])
+
+        def one_dict_predicate(value: Any) -> bool:
+            if value is None:
+                return True
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if not (key.__class__ is key_class or key_ok(key)):
+                        return False
+                    if not (item is None or item.__class__ is item_class or item_ok(item)):
+                        return False
+                return True
+            return full(value)
+
+        return one_dict_predicate
 
     def partial_predicate(value: Any) -> bool:
         if value is None:
@@ -329,6 +355,10 @@ class ArgsChecker:
         self._required_keys = frozenset(self.required)
         self._checks: dict[str, Predicate] = {}
         self._partial_checks: dict[str, Predicate] = {}
+        # key -> a class whose exact instances are valid, full or partial: the hot path
+        # skips the predicate call for them (a bool is never an int's exact class).
+        self._exact: dict[str, type] = {k: c for k, f in forms.items()
+                                        if (c := _exact_class(f)) is not None}
         for key, form in forms.items():
             try:
                 self._checks[key] = _compile(form)
@@ -347,7 +377,10 @@ class ArgsChecker:
             raise ArgumentError(f"{self.owner}: expected a dict of arguments, "
                                 f"got {type(args).__name__}")
         checks = self._partial_checks if partial else self._checks
+        exact = self._exact
         for key, value in args.items():
+            if exact.get(key) is value.__class__:
+                continue
             predicate = checks.get(key)
             if predicate is None:
                 self._unknown(key)

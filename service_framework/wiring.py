@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 
 if TYPE_CHECKING:
     from .loader import ServiceDefinition
@@ -40,3 +40,14 @@ def socket_plan(definition: "ServiceDefinition") -> Iterator[SocketEntry]:
         else:
             yield SocketEntry("states", side, name, "subscriber", False, True)
             yield SocketEntry("states", side, name, "requester", False, True)
+
+
+def plan_addresses(definition: "ServiceDefinition",
+                   endpoint: Callable[[SocketEntry], str]) -> dict:
+    """An addresses mapping (SPEC §5) that gives each socket of the plan `endpoint(entry)`."""
+    addresses: dict = {}
+    for entry in socket_plan(definition):
+        slot = addresses.setdefault(entry.section, {}).setdefault(entry.side, {})
+        slot.setdefault(entry.name, {})[entry.key] = ([endpoint(entry)] if entry.many
+                                                      else endpoint(entry))
+    return addresses

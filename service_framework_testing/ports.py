@@ -6,7 +6,7 @@ import itertools
 import socket
 from typing import Callable
 
-from service_framework.wiring import socket_plan
+from service_framework.wiring import plan_addresses
 
 _memory_ports = itertools.count(20000)
 
@@ -23,11 +23,6 @@ def addresses_factory(transport_name: str) -> Callable:
     next_port = free_port if transport_name == "zmq" else lambda: next(_memory_ports)
 
     def make(definition) -> dict:
-        addresses: dict = {}
-        for entry in socket_plan(definition):
-            endpoint = f"127.0.0.1:{next_port()}"
-            slot = addresses.setdefault(entry.section, {}).setdefault(entry.side, {})
-            slot.setdefault(entry.name, {})[entry.key] = [endpoint] if entry.many else endpoint
-        return addresses
+        return plan_addresses(definition, lambda entry: f"127.0.0.1:{next_port()}")
 
     return make

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import freezegun
 import pytest
 from hypothesis import given, settings
 from test_codec import LONG_REPR, assert_same, hashables, values
@@ -153,3 +154,24 @@ def test_unsupported_type_raises_type_error_naming_it() -> None:
 def test_malformed_tags_raise_value_error(line: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         loads(line)
+
+
+def test_freezegun_fake_datetimes_are_written_and_read_back_as_the_real_types() -> None:
+    """While time is frozen (as `sf_bus` freezes it), `datetime` and `date` are fakes.
+
+    freezegun swaps every module attribute that is the real class, so `tagged_json` must
+    not build its values through those names.
+    """
+    with freezegun.freeze_time("2030-01-02T03:04:05+00:00"):
+        now, today = datetime.now(timezone.utc), date.today()
+        assert type(now).__name__ == "FakeDatetime" and type(today).__name__ == "FakeDate"
+        plain = to_jsonable({"now": now, "today": today, "pair": (now, today)})
+        back = from_jsonable(plain)
+    assert plain == {"now": {"$datetime": "2030-01-02T03:04:05+00:00"},
+                     "today": {"$date": "2030-01-02"},
+                     "pair": {"$tuple": [{"$datetime": "2030-01-02T03:04:05+00:00"},
+                                         {"$date": "2030-01-02"}]}}
+    assert_same({"now": datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+                 "today": date(2030, 1, 2),
+                 "pair": (datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc), date(2030, 1, 2))},
+                back)

@@ -75,9 +75,15 @@ def identical(a, b) -> bool:
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, (set, frozenset)):
-        key = lambda item: (type(item).__name__, repr(item))  # noqa: E731
-        return len(a) == len(b) and all(identical(x, y) for x, y in zip(
-            sorted(a, key=key), sorted(b, key=key), strict=True))
+        # Paired by search, not by sorting on repr: a set's repr follows its insertion order
+        # when hashes collide (frozenset({-8, False}) may print as frozenset({False, -8})).
+        unmatched = list(b)
+        for x in a:
+            match = next((i for i, y in enumerate(unmatched) if identical(x, y)), None)
+            if match is None:
+                return False
+            del unmatched[match]
+        return not unmatched
     return a == b
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from service_framework import RemoteError, Service
+from service_framework import RemoteError, RequestTimeout, Service
 from service_framework.envelope import decode_reply, encode_request
+from service_framework.errors import error_record, recorded_error
 from service_framework.replay import ReplayError, replay
 from service_framework.trace import DEFAULT_FLUSH_EVERY, ReplayDivergence, read_trace
 from service_framework.trace_cli import main as trace_main
@@ -478,6 +479,127 @@ def test_a_recorded_error_reply_is_raised_again_in_the_replay(gateway, sf_trace)
         "type": "RemoteError", "message": "remote error from 'backend': Overloaded: try later"}),
         r.pop("return_args")))
     assert sf_trace.replay(service, path, mode="none").report.compared == 2
+
+
+def test_an_outbound_request_that_timed_out_times_out_again_in_the_replay(tmp_path, sf_bus,
+                                                                          sf_trace):
+    service, path = tmp_path / "gateway.py", tmp_path / "timeout.jsonl"
+    service.write_text(GATEWAY)
+    harness = sf_bus.service(service)  # nothing answers 'backend': it times out
+    sf_trace.record(harness, path)
+    with pytest.raises(RemoteError) as timed_out:
+        harness.request("ask", {"q": 4})
+    harness.close()
+    assert timed_out.value.remote_type == "RequestTimeout"
+    events = read_trace(path).events
+    assert [(e.dir, e.kind, e.name) for e in events] == [
+        ("in", "request", "ask"), ("out", "request", "backend"), ("in", "error", "backend"),
+        ("out", "error", "ask")]
+    assert events[2].payload["error"] == {"type": "RequestTimeout", "raised": True,
+                                          "message": timed_out.value.remote_message}
+    session = sf_trace.replay(service, path, mode="none")  # the same message, word for word
+    assert (session.report.answered, session.report.compared) == (1, 2)
+
+
+def test_a_refused_request_is_recorded_as_received_and_its_error_reply_replayed(
+        tmp_path, sf_bus, sf_trace):
+    path = tmp_path / "refused.jsonl"
+    harness = sf_bus.service(ECHO / "replyer.py", config=ECHO_CONFIG)
+    sf_trace.record(harness, path)
+    for args in ({"text": 5}, ["not", "a", "map"]):
+        with pytest.raises(RemoteError) as refused:
+            harness.request("echo", args)
+        assert refused.value.remote_type == "ArgumentError"
+    assert harness.request("echo", {"text": "fine"})["count"] == 1
+    harness.close()
+    events = read_trace(path).events
+    assert [(e.dir, e.kind) for e in events] == [("in", "request"), ("out", "error")] * 2 + [
+        ("in", "request"), ("out", "reply")]
+    assert [events[0].payload, events[2].payload] == [{"args": {"text": 5}},  # as received
+                                                      {"args": ["not", "a", "map"]}]
+    session = sf_trace.replay(ECHO / "replyer.py", path, mode="none")
+    assert (session.report.fed, session.report.compared, session.report.notes) == (3, 3, [])
+
+    edit_event(path, 1, lambda r: r["error"].update(message="a different complaint"))
+    with pytest.raises(ReplayDivergence, match=r"event 1 .*: the error differs") as raised:
+        sf_trace.replay(ECHO / "replyer.py", path, mode="none")
+    assert raised.value.actual["error"]["type"] == "ArgumentError"
+
+
+FEED = textwrap.dedent('''
+    """Asks an external target that fails in three ways: how does each come back?"""
+    from service_framework import RemoteError, RequestTimeout
+
+    def feed(what):
+        if what == "late":
+            raise RequestTimeout("feed: no answer within 2s")
+        if what == "down":
+            raise RemoteError("Unavailable", "market closed", "upstream")
+        raise ValueError(f"no such feed: {what}")
+
+    def fetch(args, to_send, states, config):
+        try:
+            return to_send("connection", "feed", {"what": args["what"]})
+        except RemoteError as error:
+            return {"status": f"{error.remote_type}: {error.remote_message} ({error.connection})"}
+
+    connection_models = {
+        "in": {"fetch": {"connection_type": "replyer",
+                         "required_creation_arguments": {"on_new_request": fetch},
+                         "required_arguments": {"what": str},
+                         "required_return_arguments": {"status": str}}},
+        "out": {"feed": {"connection_type": "external_target",
+                         "required_creation_arguments": {"target": feed},
+                         "required_arguments": {"what": str},
+                         "required_return_arguments": {"status": str}}},
+    }
+''')
+
+
+def test_an_external_target_that_raised_raises_again_in_the_replay(tmp_path, sf_bus, sf_trace):
+    service, path = tmp_path / "feed.py", tmp_path / "feed.jsonl"
+    service.write_text(FEED)
+    harness = sf_bus.service(service)
+    sf_trace.record(harness, path)
+    with pytest.raises(RemoteError, match="RequestTimeout: feed: no answer within 2s"):
+        harness.request("fetch", {"what": "late"})  # the timeout reaches the replyer
+    assert harness.request("fetch", {"what": "down"}) == {
+        "status": "Unavailable: market closed (upstream)"}
+    with pytest.raises(RemoteError, match="ValueError: no such feed: odd"):
+        harness.request("fetch", {"what": "odd"})
+    harness.close()
+    events = read_trace(path).events
+    assert [(e.dir, e.kind, e.name) for e in events[:4]] == [
+        ("in", "request", "fetch"), ("out", "request", "feed"), ("in", "error", "feed"),
+        ("out", "error", "fetch")]
+    assert events[10].payload["error"] == {"type": "ValueError", "raised": True,
+                                           "message": "no such feed: odd"}
+
+    # RequestTimeout and RemoteError come back as they were; any other type as a
+    # RemoteError that carries it (errors.py says why), which this handler catches.
+    with pytest.raises(ReplayDivergence, match="event 11") as raised:
+        sf_trace.replay(service, path, mode="none")
+    assert raised.value.expected["error"]["type"] == "ValueError"
+    assert raised.value.actual == {"dir": "out", "kind": "reply", "name": "fetch", "return_args": {
+        "status": "ValueError: no such feed: odd (feed)"}}
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:9]) + "\n")  # the first two exchanges only
+    assert sf_trace.replay(service, path, mode="none").report.compared == 4
+
+
+def test_a_recorded_error_is_raised_again_as_the_service_saw_it():
+    timeout = recorded_error(error_record(RequestTimeout("no reply")), "backend")
+    assert type(timeout) is RequestTimeout and str(timeout) == "no reply"
+    remote = recorded_error(error_record(RemoteError("Busy", "later", "upstream")), "backend")
+    assert (type(remote), remote.remote_type, remote.remote_message, remote.connection) == (
+        RemoteError, "Busy", "later", "upstream")
+    other = recorded_error(error_record(KeyError("EUR")), "rates")
+    assert (type(other), other.remote_type, other.remote_message, other.connection) == (
+        RemoteError, "KeyError", "'EUR'", "rates")
+    # An error *reply* is always the RemoteError the requester raised, whatever its type.
+    reply = recorded_error({"type": "RequestTimeout", "message": "downstream"}, "backend")
+    assert (type(reply), reply.remote_type, reply.remote_message) == (
+        RemoteError, "RequestTimeout", "downstream")
 
 
 def test_a_new_interaction_after_a_replay_is_an_error_in_mode_none(gateway, sf_trace):

@@ -6,7 +6,7 @@ import threading
 from typing import Any, Callable
 
 from ..component import Component
-from ..errors import ArgumentError
+from ..errors import ArgumentError, error_record
 
 
 class OutboundConnection(Component):
@@ -25,7 +25,11 @@ class OutboundConnection(Component):
         with self.lock:
             if self.stub is not None:
                 runtime.emit("out", self.event_kind, self.name, workflow_id, args=args)
-                reply = self.stub(args)
+                try:
+                    reply = self.stub(args)
+                except Exception as error:  # recorded as the real connection's would be
+                    self.record_error(error, workflow_id)
+                    raise
                 return self.check_reply(reply, workflow_id)
             return self.deliver(args, workflow_id)
 
@@ -33,6 +37,15 @@ class OutboundConnection(Component):
 
     def deliver(self, args: dict, workflow_id: str) -> dict:
         raise NotImplementedError
+
+    def record_error(self, error: Exception, workflow_id: str) -> None:
+        """The ``in error`` event of an exception this connection raises to the service.
+
+        So that a replay raises it again (`errors.error_record` says how it is written).
+        """
+        runtime = self.runtime
+        if runtime.event_listeners:
+            runtime.emit("in", "error", self.name, workflow_id, error=error_record(error))
 
     def check_reply(self, reply: Any, workflow_id: str) -> dict:
         returns = self.spec.returns

@@ -86,7 +86,8 @@ class Publisher(OutboundConnection):
             self.waited = True
             self.wait_for_subscribers()
         body = encode_request(workflow_id, args, max_bytes=runtime.max_message_bytes)
-        runtime.emit("out", "message", self.name, workflow_id, args=args)
+        if runtime.event_listeners:
+            runtime.emit("out", "message", self.name, workflow_id, args=args)
         if not self.socket.send([self.topic, body]):
             self.dropped += 1
             runtime.count("publish_drops")

@@ -59,8 +59,10 @@ class Replyer(Component):
             return encode_error(workflow_id, None, type(error).__name__, str(error))
         workflow_id = request.workflow_id or runtime.new_workflow_id()
         try:
+            # As received, before validation: a refused request is recorded and replayed too.
+            if runtime.event_listeners:
+                runtime.emit("in", "request", self.name, workflow_id, args=request.args)
             args = self.spec.args.check(request.args)
-            runtime.emit("in", "request", self.name, workflow_id, args=args)
             result = runtime.call(self.spec.handler, args, runtime.to_send, runtime.states,
                                   runtime.config, workflow_id=workflow_id)
             result = self.check_return(result)

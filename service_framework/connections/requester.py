@@ -86,9 +86,11 @@ class Requester(OutboundConnection):
                         self.timeout_s, attempt, attempts)
             self._new_socket()  # Lazy Pirate: a fresh socket, queued requests discarded
         runtime.count("request_timeouts")
-        raise RequestTimeout(f"{self.label}: no reply from "
-                             f"{', '.join(self.endpoints('requester', many=True))} within "
-                             f"{self.timeout_s:g}s ({attempts} attempt(s))")
+        timeout = RequestTimeout(f"{self.label}: no reply from "
+                                 f"{', '.join(self.endpoints('requester', many=True))} within "
+                                 f"{self.timeout_s:g}s ({attempts} attempt(s))")
+        self.record_error(timeout, workflow_id)  # a replay raises it again, message and all
+        raise timeout
 
     def _decode(self, frames):
         try:

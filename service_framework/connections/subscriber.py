@@ -51,7 +51,8 @@ class Subscriber(Component):
             runtime.count("bad_messages")
             log.warning("%s: dropped a bad message: %s", self.label, error)
             return
-        runtime.emit("in", "message", self.name, workflow_id, args=args)
+        if runtime.event_listeners:
+            runtime.emit("in", "message", self.name, workflow_id, args=args)
         try:
             runtime.call(self.spec.handler, args, runtime.to_send, runtime.states,
                          runtime.config, workflow_id=workflow_id)

@@ -104,7 +104,13 @@ class MemorySocket(Socket):
     def send(self, frames: Frames) -> bool:
         if self._closed:
             raise OSError(f"socket {self.owner} is closed")
-        frames = [bytes(frame) for frame in frames]
+        # A copy, as ZMQ copies: the caller may reuse its list (or a bytearray) afterwards.
+        for frame in frames:
+            if frame.__class__ is not bytes:
+                frames = [bytes(frame) for frame in frames]
+                break
+        else:
+            frames = list(frames)
         kind = self.kind
         if kind is SocketKind.DEALER:
             if not self.peers:
@@ -125,8 +131,10 @@ class MemorySocket(Socket):
             delivered = True
             topic = frames[0]
             for peer in self.peers:
-                if any(topic.startswith(prefix) for prefix in peer.subscriptions):
-                    delivered = self.bus._transmit(self, peer, frames) and delivered
+                for prefix in peer.subscriptions:
+                    if topic.startswith(prefix):
+                        delivered = self.bus._transmit(self, peer, frames) and delivered
+                        break
             return delivered
         raise OSError(f"{kind.value} sockets do not send here")
 
@@ -196,19 +204,63 @@ class MemoryPoller(Poller):
         self.sockets.clear()
 
 
+class DeliveryLog(Sequence[str]):
+    """The bus's trace: one line per delivered message, `"<t> <from>-><to> <frames hex>"`.
+
+    Delivering only keeps a reference to the frames (bytes, never changed once sent);
+    lines are formatted when read, so recording costs the hot path almost nothing.
+    """
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[float, str, str, Frames]] = []
+        self._lines: list[str] = []
+
+    def record(self, t: float, src: str, dst: str, frames: Frames) -> None:
+        self._entries.append((t, src, dst, frames))
+
+    def _format(self) -> list[str]:
+        lines, entries = self._lines, self._entries
+        for t, src, dst, frames in entries[len(lines):]:
+            lines.append(f"{t:.6f} {src}->{dst} " + " ".join(
+                frame.hex() if len(frame) <= 64 else f"{len(frame)}B:" + frame[:32].hex()
+                for frame in frames))
+        return lines
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._format()[index]
+
+    def __iter__(self):
+        return iter(list(self._format()))
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (list, DeliveryLog)) else False
+
+    def __repr__(self) -> str:
+        return f"DeliveryLog({len(self)} deliveries)"
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._lines.clear()
+
+
 class MemoryBus(Transport):
     """A process-local message bus with ZMQ semantics, a seed and a virtual clock."""
 
     name = "memory"
 
-    def __init__(self, seed: int = 0, start: _dt.datetime = DEFAULT_START) -> None:
+    def __init__(self, seed: int = 0, start: _dt.datetime = DEFAULT_START, *,
+                 record_deliveries: bool = True) -> None:
         self.seed = seed
         self.random = random.Random(seed)
         self.clock = VirtualClock(start)
         self.runtimes: list[Any] = []
         self.faults = Faults(self)
-        self.deliveries: list[str] = []  # one line per delivered message: the bus's trace
-        self.record_deliveries = True
+        # One line per delivered message: the bus's trace (formatted when read).
+        self.deliveries = DeliveryLog()
+        self.record_deliveries = record_deliveries
         self._bound: dict[str, MemorySocket] = {}
         self._connecting: dict[str, list[MemorySocket]] = {}
         self._sockets: list[MemorySocket] = []
@@ -325,8 +377,9 @@ class MemoryBus(Transport):
 
     # -- delivery ------------------------------------------------------------------------
     def _transmit(self, src: MemorySocket, dst: MemorySocket, frames: Frames) -> bool:
-        packet = Packet(src, dst, frames)
-        copies = self.faults.apply(packet) if self.faults.active else ((0.0, frames),)
+        if not self.faults.rules:  # the common case: no fault to apply
+            return self._deliver(src, dst, frames)
+        copies = self.faults.apply(Packet(src, dst, frames))
         delivered = True
         for delay, body in copies:
             if delay > 0:
@@ -343,10 +396,7 @@ class MemoryBus(Transport):
             return False  # the high-water mark: ZMQ drops (PUB) or refuses (DEALER)
         dst.inbox.append(frames)
         if self.record_deliveries:
-            self.deliveries.append(
-                f"{self.clock.monotonic():.6f} {src.owner}->{dst.owner} "
-                + " ".join(frame.hex() if len(frame) <= 64 else f"{len(frame)}B:"
-                           + frame[:32].hex() for frame in frames))
+            self.deliveries.record(self.clock.monotonic(), src.owner, dst.owner, frames)
         return True
 
     def _deliver_due(self) -> None:
@@ -479,5 +529,6 @@ def default_bus() -> MemoryBus:
     """The process-wide bus that `transport='memory'` means."""
     global _default
     if _default is None:
-        _default = MemoryBus()
+        # A production topology in one process: no delivery log growing without bound.
+        _default = MemoryBus(record_deliveries=False)
     return _default
