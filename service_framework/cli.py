@@ -12,38 +12,40 @@ EXIT_OK, EXIT_CRASH, EXIT_LOAD_ERROR = 0, 1, 2
 LOAD_ERRORS = (ModelError, ConfigError, ArgumentError)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(replaying: bool = True) -> argparse.ArgumentParser:
+    """The framework's flags; `--mask` exists only with `--replay`, else it is a config extra."""
     parser = argparse.ArgumentParser(
         prog="service_framework", allow_abbrev=False,  # `--log x` is an extra, never `-l`
         description="Run a service_framework service over ZeroMQ.",
         epilog="Any other --KEY VALUE or --KEY=VALUE is a config value, converted to the "
                "type config_model gives it. Exit status: 0 clean stop, 1 crash, "
                "2 load/config/address error.")
-    parser.add_argument("-s", "--service", dest="service_path",
+    parser.add_argument("-s", dest="service_path",
                         help="path of the service module (relative, ../ or absolute)")
-    parser.add_argument("-a", "--addresses", dest="addresses_path",
+    parser.add_argument("-a", dest="addresses_path",
                         help="addresses JSON file (connections/states, in/out)")
-    parser.add_argument("-c", "--config", dest="config_path",
+    parser.add_argument("-c", dest="config_path",
                         help="config JSON file (flat, or required/optional sections)")
-    parser.add_argument("-m", "--main-mode", dest="main_mode", action="store_true",
+    parser.add_argument("-m", dest="main_mode", action="store_true",
                         help="run main(to_send, config); stop when it returns")
-    parser.add_argument("-cl", "--console-loglevel", dest="console_loglevel", default="INFO",
+    parser.add_argument("-cl", dest="console_loglevel", default="INFO",
                         help="console log level (DEBUG, INFO, WARNING, ERROR); DEBUG also "
                              "prints tracebacks of load errors")
-    parser.add_argument("-f", "--file-loglevel", dest="file_loglevel", default="INFO",
+    parser.add_argument("-f", dest="file_loglevel", default="INFO",
                         help="log file level (with -l)")
-    parser.add_argument("-bc", "--backup-count", dest="backup_count", type=int, default=24,
+    parser.add_argument("-bc", dest="backup_count", type=int, default=24,
                         help="hourly log files to keep (with -l), an integer")
-    parser.add_argument("-l", "--log-path", dest="log_path",
+    parser.add_argument("-l", dest="log_path",
                         help="log file path; rotated every hour")
     parser.add_argument("--record", metavar="TRACE", dest="record_path",
                         help="record every message in and out to this JSON Lines trace")
     parser.add_argument("--replay", metavar="TRACE", dest="replay_path",
                         help="replay a trace against the service on the memory bus; "
                              "exit 0 if it sends what was recorded, 1 at the first divergence")
-    parser.add_argument("--mask", metavar="KEY.PATH", action="append", dest="mask",
-                        help="with --replay: a volatile field not to compare, e.g. "
-                             "return_args.count or args.updated_time (repeatable)")
+    if replaying:
+        parser.add_argument("--mask", metavar="KEY.PATH", action="append", dest="mask",
+                            help="with --replay: a volatile field not to compare, e.g. "
+                                 "return_args.count or args.updated_time (repeatable)")
     parser.add_argument("--check", action="store_true",
                         help="load and validate service, config and addresses, print a "
                              "summary, exit 0 (or 2) without binding anything")
@@ -65,7 +67,9 @@ def _summary(definition) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    replaying = any(arg == "--replay" or arg.startswith("--replay=") for arg in argv)
+    parser = build_parser(replaying)
     options, rest = parser.parse_known_args(argv)
     debug = str(options.console_loglevel).upper() == "DEBUG"
     try:
@@ -92,6 +96,10 @@ def _run(parser: argparse.ArgumentParser, options: argparse.Namespace, rest: lis
         parser.print_usage(sys.stderr)
         print("service_framework: error: -s/--service is required", file=sys.stderr)
         return EXIT_LOAD_ERROR
+    from .logs import check_level
+
+    check_level(options.console_loglevel)
+    check_level(options.file_loglevel)
     extras = parse_extras(rest)
     if options.replay_path:
         from .replay import replay_cli

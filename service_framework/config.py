@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from .errors import ArgumentError, ConfigError
+from .errors import ArgumentError, ConfigArgumentError, ConfigError
 from .validation import ArgsChecker, make_predicate, translate_type, type_name
 
 __all__ = ["build_config", "coerce_json", "convert_value", "flatten_sections",
@@ -294,12 +294,17 @@ def build_config(config_model: Mapping | None, *, file_config: Mapping | None = 
     if overrides:
         config.update(flatten_sections(overrides, where="config overrides"))
     if setup_config is not None:
-        result = setup_config(config)
+        try:
+            result = setup_config(config)
+        except (ConfigError, ArgumentError):
+            raise
+        except Exception as exc:  # a hook's failure is a load error naming the hook
+            raise ConfigError(f"setup_config raised {type(exc).__name__}: {exc}") from exc
         if result is not None:  # None: setup_config changed nothing (or changed it in place)
             config.update(flatten_sections(result, where="setup_config result"))
     if checker is not None:
         try:
             checker.check(config)
         except ArgumentError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigArgumentError(str(exc)) from None
     return config

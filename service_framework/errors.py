@@ -23,6 +23,10 @@ class ConfigError(ServiceFrameworkError):
     """The config, the addresses or the command line are invalid."""
 
 
+class ConfigArgumentError(ConfigError, ArgumentError):
+    """The config does not match `config_model`: a config error and an argument error."""
+
+
 class RequestTimeout(ServiceFrameworkError, TimeoutError):
     """A requester got no reply within its deadline (after every retry)."""
 

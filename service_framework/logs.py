@@ -37,12 +37,16 @@ def get_logger() -> logging.Logger:
     return logger
 
 
-def _level(level: str | int) -> int:
+def check_level(level: str | int) -> int:
+    """The numeric log level; ConfigError for a name logging does not know."""
     if isinstance(level, int):
         return level
     value = logging.getLevelName(str(level).upper())
     if not isinstance(value, int):
-        raise ValueError(f"unknown log level {level!r}")
+        from .errors import ConfigError
+
+        raise ConfigError(f"unknown log level {level!r} (expected DEBUG, INFO, WARNING, "
+                          "ERROR or CRITICAL)")
     return value
 
 
@@ -54,7 +58,7 @@ def setup_logging(console_loglevel: str | int = "INFO", log_path: str | None = N
     more: 0.0.12 rebuilt handlers per message.
     """
     logger = get_logger()
-    console_level = _level(console_loglevel)
+    console_level = check_level(console_loglevel)
     console = _handlers.get("console")
     if console is None:
         console = logging.StreamHandler()
@@ -75,7 +79,7 @@ def setup_logging(console_loglevel: str | int = "INFO", log_path: str | None = N
             handler.addFilter(_filter)
             logger.addHandler(handler)
             _handlers[key] = handler
-        handler.setLevel(_level(file_loglevel))
+        handler.setLevel(check_level(file_loglevel))
         levels.append(handler.level)
     logger.setLevel(min(levels))
     logger.propagate = True

@@ -6,6 +6,7 @@ arguments). A spec is what the runtime uses: side, type, checkers, handler, crea
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -119,6 +120,50 @@ def _creation(model: Mapping, setup: Mapping | None, prefix: str, where: str) ->
     return creation
 
 
+_POSITIVE = "a number > 0"
+
+
+def _number(minimum: float, strict: bool) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value) and (value > minimum if strict else value >= minimum))
+    return check
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _topic(value: Any) -> bool:
+    return isinstance(value, (str, bytes))
+
+
+_TOPIC = (_topic, "a str or bytes topic")
+_HWM = (_number(0, True), "an int > 0")
+# Creation arguments the framework reads, per connection/state type: (check, expected).
+_CREATION_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "requester": {"timeout_s": (_number(0, True), _POSITIVE),
+                  "retries": (_integer, "an int >= 0")},
+    "publisher": {"topic": _TOPIC, "is_x_pub": (_flag, "a bool"), "hwm": _HWM,
+                  "min_subscribers": (_integer, "an int >= 0"),
+                  "wait_for_subscribers_s": (_number(0, False), "a number >= 0")},
+    "subscriber": {"topic": _TOPIC, "is_binder": (_flag, "a bool")},
+    "state": {"topic": _TOPIC, "hwm": _HWM, "heartbeat_s": (_number(0, True), _POSITIVE),
+              "snapshot_timeout_s": (_number(0, True), _POSITIVE)},
+}
+
+
+def _check_creation(kind: str, creation: Mapping, where: str) -> None:
+    """Values the framework itself reads are checked at load, not when sockets open."""
+    for key, (check, expected) in _CREATION_RULES.get(kind, {}).items():
+        if key in creation and not check(creation[key]):
+            raise ModelError(f"{where}.{key}: expected {expected}, got {creation[key]!r}")
+
+
 def _find_handler(creation: Mapping, preferred: str | None, where: str,
                   required: bool) -> Callable | None:
     if preferred and preferred in creation:
@@ -157,6 +202,7 @@ def connection_specs(models: Any, setup: Mapping | None) -> dict[tuple[str, str]
                                  f"connection, not {side!r}")
             kind = "external_target" if kind == "external_request" else kind
             creation = _creation(model, setup.get(name), "connection", where)
+            _check_creation(kind, creation, where)
             handler = None
             if kind == "external_target":
                 target = creation.pop("func_to_call", None) or creation.get("target")
@@ -206,6 +252,7 @@ def state_specs(models: Any, setup: Mapping | None) -> dict[tuple[str, str], Sta
                 raise ModelError(f"{where}: unknown state argument {unknown[0]!r} "
                                  f"(known: {', '.join(sorted(STATE_PROTOCOL_KEYS))})")
             creation = _creation(model, setup.get(name), "state", where)
+            _check_creation("state", creation, where)
             on_update = creation.get("on_update")
             if on_update is not None and not callable(on_update):
                 raise ModelError(f"{where}.on_update: expected a callable, "

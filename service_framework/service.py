@@ -26,7 +26,7 @@ def running_services() -> list["Service"]:
 
 
 class _MainInterrupted(BaseException):
-    """Unwinds `main` after a signal handler ran (BaseException: user `except Exception` won't eat it)."""
+    """Unwinds `main` on a signal (a BaseException: a user's `except Exception` won't eat it)."""
 
 
 def resolve_transport(transport: str | Transport | None) -> Transport:
@@ -44,7 +44,8 @@ def resolve_transport(transport: str | Transport | None) -> Transport:
 
 
 class Service:
-    """One service: `run_service()` (non-blocking) or `run_service_blocking()`, then `stop_service()`."""
+    """One service: `run_service()` (non-blocking) or `run_service_blocking()`, then
+    `stop_service()`; on ZMQ or on the memory bus."""
 
     def __init__(self, service_path: str | os.PathLike | None = None,
                  service_module: types.ModuleType | None = None,
@@ -90,7 +91,7 @@ class Service:
 
     # -- starting -----------------------------------------------------------------------
     def _start_runtime(self) -> Runtime:
-        if self.runtime is not None:
+        if self.runtime is not None and not self.runtime.closed:
             raise RuntimeError(f"service {self.definition.name!r} is already running")
         runtime = Runtime(self.definition, self.transport, drain_s=self.drain_s)
         for listener in self.runtime_listeners:
@@ -100,7 +101,13 @@ class Service:
 
             self._recorder = TraceRecorder.attach(runtime, self.record_path,
                                                   seed=getattr(self.transport, "seed", None))
-        runtime.open()
+        try:
+            runtime.open()
+        except BaseException:
+            if self._recorder is not None:  # binding failed: nothing ran, close the file
+                self._recorder.close()
+                self._recorder = None
+            raise
         self.runtime = runtime
         self._stopped.clear()
         with _running_lock:
@@ -156,31 +163,46 @@ class Service:
                 self._loop()
 
     def run_service_as_main(self) -> "Service":
-        """Runs `main` on a thread while inbound connections are served; stops when it returns."""
+        """Runs `main` on a thread while inbound connections are served; stops when it returns.
+
+        On the memory bus, which is single-threaded, `main` runs to completion before this
+        returns.
+        """
         require_main_mode(self.definition)
         self.run_service()
+        if self.transport.drives_runtimes:
+            self._run_main_catching()
+            self.stop_service()
+            return self
         self._main_thread = threading.Thread(target=self._main_then_stop, daemon=True,
                                              name=f"sf-{self.definition.name}-main")
         self._main_thread.start()
         return self
 
     def run_service_as_main_blocking(self) -> Any:
-        """Runs `main` in this thread; a signal runs its handler, then ends `main`."""
+        """Runs `main` in this thread; a signal ends `main`, then its handler runs."""
         require_main_mode(self.definition)
         self.run_service()
+        received: list[tuple[str, int]] = []
 
         def interrupt(name: str, signum: int, frame: Any) -> None:
-            self.runtime.run_signal_handler(name, signum, frame)
-            raise _MainInterrupted(name)
+            # Only unwind here: the user's handler runs once `main` let go of every lock
+            # (running it inside the signal handler deadlocked on a to_send in progress).
+            if not received:
+                received.append((name, signum))
+                raise _MainInterrupted(name)
 
         with _SignalRouting(interrupt):
             try:
-                self._main_then_stop()
+                self._run_main_catching()
             except _MainInterrupted:
-                self.stop_service()
+                pass
+            if received:
+                self.runtime.run_signal_handler(received[0][0], received[0][1], None)
+            self.stop_service()
         return self.main_result
 
-    def _main_then_stop(self) -> None:
+    def _run_main_catching(self) -> None:
         try:
             self.main_result = self.runtime.run_main()
         except _MainInterrupted:
@@ -188,17 +210,18 @@ class Service:
         except BaseException as error:  # kept for the caller; the CLI exits 1
             self.main_error = error
             log.exception("main raised %s", type(error).__name__)
+
+    def _main_then_stop(self) -> None:
+        try:
+            self._run_main_catching()
         finally:
-            if threading.current_thread() is not self._main_thread:
-                self.stop_service()
-            else:
-                self.runtime.request_stop()
+            self.runtime.request_stop()
 
     # -- stopping -----------------------------------------------------------------------
     def stop_service(self) -> None:
         """Stops taking input, finishes the handler in flight, closes sockets; within 2 s."""
         runtime = self.runtime
-        if runtime is None:
+        if runtime is None or runtime.closed:
             return
         runtime.request_stop()
         thread = self._loop_thread
