@@ -63,7 +63,8 @@ class StateSource:
         out = self.runtime.out_states[self.in_state.name]
         seq = seq if isinstance(seq, int) and seq > 0 else out.core.seq + 1
         if seq <= out.core.seq:
-            out.core.restart()  # the recorded out side started again: a new epoch
+            # the recorded out side started again: a new epoch, from the bus's seed
+            out.core.restart(self.runtime.new_workflow_id())
         out.core.seq = seq - 1
         self._publish(out, args, is_snapshot, event.workflow_id)
 

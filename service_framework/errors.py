@@ -27,6 +27,10 @@ class ConfigArgumentError(ConfigError, ArgumentError):
     """The config does not match `config_model`: a config error and an argument error."""
 
 
+class ServiceStopping(ServiceFrameworkError):
+    """The service is stopping: a send after its connections closed."""
+
+
 class RequestTimeout(ServiceFrameworkError, TimeoutError):
     """A requester got no reply within its deadline (after every retry)."""
 

@@ -8,7 +8,6 @@ from service_framework.transport.memory import MemoryBus
 
 from .harness import ServiceHarness
 
-
 # Code that must keep real time while the bus freezes it for services.
 _REAL_TIME_MODULES = ["zmq", "service_framework.transport.zmq", "service_framework_testing.source",
                       "service_framework.service"]
@@ -71,6 +70,7 @@ class TestBus:
         for harness in self.harnesses:
             if harness.service.runtime is old:
                 harness.service.runtime = new
+                harness.apply_stubs(new)
 
     def freeze_time(self) -> None:
         """`datetime.now()` and `time.time()` in service code follow the virtual clock.

@@ -39,7 +39,7 @@ class ServiceHarness:
         self.main_mode = main_mode
         definition = load_service(spec, config=config, addresses=addresses,
                                   main_mode=main_mode,
-                                  addresses_for=addresses_factory(transport.name))
+                                  addresses_for=addresses_factory(transport))
         self.service = Service.from_definition(definition, transport=transport)
         self.sent = Outbox()
         self._stubs: dict[str, Callable] = {}
@@ -52,6 +52,10 @@ class ServiceHarness:
 
     def _attach(self, runtime) -> None:
         runtime.sent_listeners.append(self.sent.record)
+        self.apply_stubs(runtime)
+
+    def apply_stubs(self, runtime) -> None:
+        """Stubs belong to the harness: a restarted service answers with them too."""
         for name, stub in self._stubs.items():
             runtime.out_connections[name].stub = stub
 
@@ -161,7 +165,8 @@ class ServiceHarness:
             self._wait(poller, lambda: subscriber.received > before, timeout_s,
                        f"subscriber {conn!r} did not take the message")
 
-    def stub(self, out_name: str, returns: Any = _MISSING, raises: BaseException | type | None = None,
+    def stub(self, out_name: str, returns: Any = _MISSING,
+             raises: BaseException | type | None = None,
              side_effect: Callable[[dict], Any] | None = None) -> None:
         """What an out requester or external_target answers from now on.
 
@@ -176,9 +181,11 @@ class ServiceHarness:
                                 "requesters and external targets answer")
 
         def answer(args: dict) -> Any:
+            # Both ways through the codec, as on a wire: what could not be sent fails here.
+            args = codec.unpack(codec.pack(args))
             if raises is not None:
                 raise raises
-            result = side_effect(copy.deepcopy(args)) if side_effect else copy.deepcopy(returns)
+            result = side_effect(args) if side_effect else copy.deepcopy(returns)
             return codec.unpack(codec.pack(result))
 
         self._stubs[out_name] = answer

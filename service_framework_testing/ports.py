@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import itertools
 import socket
-from typing import Callable
+from typing import Any, Callable
 
 from service_framework.wiring import plan_addresses
-
-_memory_ports = itertools.count(20000)
 
 
 def free_port() -> int:
@@ -18,9 +16,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def addresses_factory(transport_name: str) -> Callable:
-    """Makes `load_service(addresses_for=…)` give every socket its own loopback port."""
-    next_port = free_port if transport_name == "zmq" else lambda: next(_memory_ports)
+def addresses_factory(transport: Any) -> Callable:
+    """Makes `load_service(addresses_for=…)` give every socket its own loopback port.
+
+    On a memory bus the ports are counted per bus, so one test's endpoints (which show in
+    its traces and messages) never depend on the tests that ran before it.
+    """
+    if transport.name == "zmq":
+        next_port = free_port
+    else:
+        if not hasattr(transport, "harness_ports"):
+            transport.harness_ports = itertools.count(20000)
+        next_port = transport.harness_ports.__next__
 
     def make(definition) -> dict:
         return plan_addresses(definition, lambda entry: f"127.0.0.1:{next_port()}")

@@ -175,3 +175,27 @@ def test_a_test_that_leaks_a_running_service_fails_naming_it(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*leaked running service*'replyer'*"])
+
+
+def test_stubs_survive_a_crash_and_restart(sf_service, sf_bus):
+    shop = sf_service(SERVICES / "shop.py")
+    shop.stub("prices", returns={"price": Decimal(2)})
+    sf_bus.crash("shop")
+    sf_bus.restart("shop")
+    assert shop.request("quote", {"symbol": "A", "qty": 1})["total"] == Decimal("2.20")
+
+
+def test_args_to_a_stub_cross_the_codec_so_what_cannot_be_sent_fails(sf_service):
+    import types
+    from typing import Any
+
+    from service_framework.codec import CodecError
+
+    module = types.ModuleType("sends_anything")
+    module.connection_models = {"out": {"ext": {
+        "connection_type": "requester", "required_arguments": {"payload": Any}}}}
+    service = sf_service(module)
+    service.stub("ext", returns={})
+    assert service.runtime.to_send("connection", "ext", {"payload": (1, "x")}) == {}
+    with pytest.raises(CodecError, match="cannot encode"):
+        service.runtime.to_send("connection", "ext", {"payload": object()})

@@ -6,7 +6,11 @@ import threading
 from typing import Any, Callable
 
 from ..component import Component
-from ..errors import ArgumentError, error_record
+from ..errors import ArgumentError, ServiceStopping, error_record
+
+# How long closing waits for a send in flight on another thread (main mode) to end; past
+# it the sender closes the sockets itself when its call returns.
+CLOSE_WAIT_S = 0.5
 
 
 class OutboundConnection(Component):
@@ -18,11 +22,15 @@ class OutboundConnection(Component):
         # loop: a socket is never used by two threads at once.
         self.lock = threading.Lock()
         self.stub: Callable[[dict], dict] | None = None
+        self.closed = False
 
     def send(self, args: Any, workflow_id: str) -> dict:
         args = self.spec.args.check(args)
         runtime = self.runtime
         with self.lock:
+            if self.closed:
+                raise ServiceStopping(f"{self.label}: the service is stopping; "
+                                      "nothing more is sent")
             if self.stub is not None:
                 runtime.emit("out", self.event_kind, self.name, workflow_id, args=args)
                 try:
@@ -31,9 +39,25 @@ class OutboundConnection(Component):
                     self.record_error(error, workflow_id)
                     raise
                 return self.check_reply(reply, workflow_id)
-            return self.deliver(args, workflow_id)
+            try:
+                return self.deliver(args, workflow_id)
+            finally:
+                if self.closed:  # closed while this call waited: it owns the sockets
+                    self.release_sockets()
 
     event_kind = "request"
+
+    def close(self) -> None:
+        """Closes the sockets, unless a send on another thread still uses them (see send)."""
+        self.closed = True
+        if self.lock.acquire(timeout=CLOSE_WAIT_S):
+            try:
+                self.release_sockets()
+            finally:
+                self.lock.release()
+
+    def release_sockets(self) -> None:
+        Component.close(self)
 
     def deliver(self, args: dict, workflow_id: str) -> dict:
         raise NotImplementedError
@@ -59,5 +83,7 @@ class OutboundConnection(Component):
                                     f"dict, got {type(reply).__name__}")
         else:
             reply = returns.check(reply)
-        self.runtime.emit("in", "reply", self.name, workflow_id, return_args=reply)
+        runtime = self.runtime
+        if runtime.event_listeners:
+            runtime.emit("in", "reply", self.name, workflow_id, return_args=reply)
         return reply

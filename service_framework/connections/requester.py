@@ -47,8 +47,8 @@ class Requester(OutboundConnection):
         self.socket = self.open_socket(SocketKind.DEALER, "requester", bind=False, many=True)
         self.poller.register(self.socket)
 
-    def close(self) -> None:
-        super().close()
+    def release_sockets(self) -> None:
+        super().release_sockets()
         if self.poller is not None:
             self.poller.close()
             self.poller = None
@@ -58,7 +58,8 @@ class Requester(OutboundConnection):
         runtime = self.runtime
         rid = f"{self._prefix}-{next(self._ids)}"
         body = encode_request(workflow_id, args, rid, max_bytes=runtime.max_message_bytes)
-        runtime.emit("out", "request", self.name, workflow_id, args=args)
+        if runtime.event_listeners:
+            runtime.emit("out", "request", self.name, workflow_id, args=args)
         clock = runtime.clock
         attempts = 1 + self.retries
         for attempt in range(1, attempts + 1):

@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 VERSION = 1
+MAX_HEARTBEAT_S = 86_400.0
 _pack = codec.pack
 _unpack = codec.unpack
 _new_tuple = tuple.__new__
@@ -119,8 +120,11 @@ def _interval(message: dict) -> float | None:
     value = message.get("heartbeat_s")
     if value is None:
         return None
-    if value.__class__ not in (float, int) or value <= 0:
-        raise ProtocolError(f"heartbeat_s must be a positive number, got {value!r}")
+    # Bounded: the in side turns it into timers and poll timeouts (NaN would spin the loop,
+    # 1e300 overflow the poll).
+    if value.__class__ not in (float, int) or not 0 < value <= MAX_HEARTBEAT_S:
+        raise ProtocolError(f"heartbeat_s must be a number in (0, {MAX_HEARTBEAT_S:g}], "
+                            f"got {value!r}")
     return float(value)
 
 
