@@ -189,6 +189,15 @@ def _cannot_encode(obj: Any) -> CodecError:
     )
 
 
+def _array_header(length: int) -> bytes:
+    """The msgpack header of an array of `length` items."""
+    if length < 16:
+        return bytes((0x90 | length,))
+    if length < 0x10000:
+        return b"\xdc" + length.to_bytes(2, "big")
+    return b"\xdd" + length.to_bytes(4, "big")
+
+
 def _make_default(depth: int) -> Callable[[Any], Any]:
     """The msgpack ``default`` for payloads nested `depth` tuple/set levels deep."""
     nested = depth + 1
@@ -203,11 +212,19 @@ def _make_default(depth: int) -> Callable[[Any], Any]:
     def enc_tuple(obj: tuple) -> ExtType:
         return enc_items(EXT_TUPLE, obj)
 
+    def enc_sorted_items(code: int, obj: Any) -> ExtType:
+        # Set iteration follows hashes, which vary per process (PYTHONHASHSEED): items go
+        # out sorted by their encoding, so equal sets are equal bytes on every run.
+        if nested > MAX_EXT_DEPTH:
+            enc_items(code, obj)  # raises the depth error
+        items = sorted(_pack_at(nested, item) for item in obj)
+        return _tuple_new(ExtType, (code, _array_header(len(items)) + b"".join(items)))
+
     def enc_set(obj: set) -> ExtType:
-        return enc_items(EXT_SET, obj)
+        return enc_sorted_items(EXT_SET, obj)
 
     def enc_frozenset(obj: frozenset) -> ExtType:
-        return enc_items(EXT_FROZENSET, obj)
+        return enc_sorted_items(EXT_FROZENSET, obj)
 
     encoders: dict[type, Callable[[Any], Any]] = {
         Decimal: _enc_decimal,

@@ -389,3 +389,16 @@ def test_corrupted_messages_never_raise_anything_but_codec_error(value: Any, dat
         unpack(bytes(body))
     except CodecError:
         pass
+
+
+def test_equal_sets_encode_to_the_same_bytes_whatever_the_hash_seed():
+    import subprocess
+    import sys
+
+    program = ("from service_framework import codec; "
+               "print(codec.pack({'t': {'alpha', 'beta', 'gamma', ('x', 1)}, "
+               "'f': frozenset(range(40)) | {'s%d' % i for i in range(20)}}).hex())")
+    outputs = {subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                              env={"PYTHONHASHSEED": str(seed)}, check=True).stdout
+               for seed in (1, 2, 3)}
+    assert len(outputs) == 1
