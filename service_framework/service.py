@@ -8,6 +8,7 @@ import threading
 import types
 from typing import Any, Mapping
 
+from .codec import DEFAULT_MAX_MESSAGE_BYTES
 from .loader import ServiceDefinition, load_service, require_main_mode
 from .logs import get_logger, setup_logging
 from .runtime import Runtime
@@ -55,30 +56,34 @@ class Service:
                  file_loglevel: str = "INFO", backup_count: int = 24,
                  transport: str | Transport | None = None,
                  record_path: str | os.PathLike | None = None, *,
-                 extras: Mapping[str, str] | None = None, drain_s: float = 1.0) -> None:
+                 extras: Mapping[str, str] | None = None, drain_s: float = 1.0,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         if (service_path is None) == (service_module is None):
             raise ValueError("give exactly one of service_path and service_module")
         setup_logging(console_loglevel, log_path, file_loglevel, int(backup_count))
         definition = load_service(service_path if service_path is not None else service_module,
                                   config=config, extras=extras, addresses=addresses)
-        self._setup(definition, transport, record_path, drain_s)
+        self._setup(definition, transport, record_path, drain_s, max_message_bytes)
 
     @classmethod
     def from_definition(cls, definition: ServiceDefinition, *,
                         transport: str | Transport | None = None,
                         record_path: str | os.PathLike | None = None,
-                        drain_s: float = 1.0) -> "Service":
+                        drain_s: float = 1.0,
+                        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> "Service":
         """A service from an already loaded definition (the test harness uses this)."""
         service = cls.__new__(cls)
-        service._setup(definition, transport, record_path, drain_s)
+        service._setup(definition, transport, record_path, drain_s, max_message_bytes)
         return service
 
     def _setup(self, definition: ServiceDefinition, transport: str | Transport | None,
-               record_path: str | os.PathLike | None, drain_s: float) -> None:
+               record_path: str | os.PathLike | None, drain_s: float,
+               max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.definition = definition
         self.transport = resolve_transport(transport)
         self.record_path = record_path
         self.drain_s = drain_s
+        self.max_message_bytes = int(max_message_bytes)  # bodies over it are refused (§8)
         self.runtime: Runtime | None = None
         self._loop_thread: threading.Thread | None = None
         self._main_thread: threading.Thread | None = None
@@ -86,6 +91,7 @@ class Service:
         self.main_result: Any = None
         self.main_error: BaseException | None = None
         self._stopped = threading.Event()
+        self._bus_thread: threading.Thread | None = None  # a blocking run on the memory bus
         # Called with each new Runtime before it opens (the harness attaches its outbox).
         self.runtime_listeners: list = []
 
@@ -93,7 +99,8 @@ class Service:
     def _start_runtime(self) -> Runtime:
         if self.runtime is not None and not self.runtime.closed:
             raise RuntimeError(f"service {self.definition.name!r} is already running")
-        runtime = Runtime(self.definition, self.transport, drain_s=self.drain_s)
+        runtime = Runtime(self.definition, self.transport, drain_s=self.drain_s,
+                          max_message_bytes=self.max_message_bytes)
         for listener in self.runtime_listeners:
             listener(runtime)
         if self.record_path is not None:
@@ -157,8 +164,12 @@ class Service:
         with _SignalRouting(lambda name, signum, frame: runtime.signal(name, signum, frame),
                             wakeup_fd=getattr(runtime.poller, "wakeup_fd", None)):
             if self.transport.drives_runtimes:
-                self.transport.run_until_stopped(runtime)
-                self._finish()
+                self._bus_thread = threading.current_thread()
+                try:
+                    self.transport.run_until_stopped(runtime)
+                finally:
+                    self._bus_thread = None
+                    self._finish()
             else:
                 self._loop()
 
@@ -224,6 +235,10 @@ class Service:
         if runtime is None or runtime.closed:
             return
         runtime.request_stop()
+        bus_thread = self._bus_thread
+        if bus_thread is not None and bus_thread is not threading.current_thread():
+            self._stopped.wait(STOP_JOIN_S)  # the blocking run finishes the service
+            return
         thread = self._loop_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(STOP_JOIN_S)

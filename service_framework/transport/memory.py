@@ -13,195 +13,18 @@ import datetime as _dt
 import heapq
 import itertools
 import random
-from collections import deque
-from typing import Any, Callable, Collection, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
-from .base import Clock, Frames, Poller, Socket, SocketKind, Transport
+from ._memory_sockets import MemoryPoller, MemorySocket, endpoint_key
+from .base import Frames, Poller, Socket, SocketKind, Transport
+from .clocks import DEFAULT_START, VirtualClock, WallClock
 from .curve import AllowLists
 from .faults import Faults, Packet
 
-DEFAULT_START = _dt.datetime(2030, 1, 1, tzinfo=_dt.timezone.utc)
-_LOCAL_HOSTS = {"*", "0.0.0.0", "127.0.0.1", "localhost", "::1", "[::1]", ""}
+__all__ = ["MemoryBus", "MemorySocket", "MemoryPoller", "VirtualClock", "WallClock",
+           "DEFAULT_START", "default_bus"]
 # Steps without a pause before run_until_idle concludes services are ping-ponging forever.
 SETTLE_LIMIT = 1_000_000
-
-
-class VirtualClock(Clock):
-    """Time that moves only when the bus moves it; `now()` is `start` plus elapsed time."""
-
-    def __init__(self, start: _dt.datetime = DEFAULT_START) -> None:
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=_dt.timezone.utc)
-        self.start = start
-        self._elapsed = 0.0
-        self.listeners: list[Callable[[_dt.datetime], None]] = []
-
-    def monotonic(self) -> float:
-        return self._elapsed
-
-    def now(self) -> _dt.datetime:
-        return self.start + _dt.timedelta(seconds=self._elapsed)
-
-    def set(self, elapsed: float) -> None:
-        if elapsed > self._elapsed:
-            self._elapsed = elapsed
-            if self.listeners:
-                now = self.now()
-                for listener in self.listeners:
-                    listener(now)
-
-
-def endpoint_key(endpoint: str) -> str:
-    """Binding `tcp://*:5555` and connecting `tcp://127.0.0.1:5555` meet on one key."""
-    scheme, _, rest = endpoint.partition("://")
-    if scheme == "tcp":
-        host, _, port = rest.rpartition(":")
-        if host in _LOCAL_HOSTS:
-            return f"tcp://local:{port}"
-    return endpoint
-
-
-class CurveRole(NamedTuple):
-    """A socket's CurveZMQ role on the bus. No secret key is kept: the bus needs none."""
-
-    server: bool
-    public: bytes
-    domain: str | None = None  # servers: whose allow-list applies
-    server_public: bytes | None = None  # clients: the server they expect
-
-
-class MemorySocket(Socket):
-    def __init__(self, bus: "MemoryBus", kind: SocketKind, owner: str, hwm: int) -> None:
-        self.bus = bus
-        self.kind = kind
-        self.owner = owner
-        self.hwm = hwm
-        self.identity = b"\x00sf%d" % next(bus._identities)
-        self.inbox: deque[Frames] = deque()
-        self.peers: list[MemorySocket] = []
-        self.subscriptions: list[bytes] = []
-        self.bound: list[str] = []
-        self.connected: list[str] = []
-        self.unsent: deque[Frames] = deque()  # a DEALER's messages before any peer exists
-        self._next_peer = 0
-        self._closed = False
-        self.curve: CurveRole | None = None
-
-    @property
-    def service(self) -> str:
-        return self.owner.partition(".")[0]
-
-    @property
-    def component(self) -> str:
-        return self.owner.partition(".")[2]
-
-    def bind(self, endpoint: str) -> str:
-        return self.bus._bind(self, endpoint)
-
-    def connect(self, endpoint: str) -> None:
-        self.bus._connect(self, endpoint)
-
-    def send(self, frames: Frames) -> bool:
-        if self._closed:
-            raise OSError(f"socket {self.owner} is closed")
-        # A copy, as ZMQ copies: the caller may reuse its list (or a bytearray) afterwards.
-        for frame in frames:
-            if frame.__class__ is not bytes:
-                frames = [bytes(frame) for frame in frames]
-                break
-        else:
-            frames = list(frames)
-        kind = self.kind
-        if kind is SocketKind.DEALER:
-            if not self.peers:
-                if len(self.unsent) >= self.hwm:
-                    return False
-                self.unsent.append(frames)
-                return True
-            peer = self.peers[self._next_peer % len(self.peers)]
-            self._next_peer += 1
-            return self.bus._transmit(self, peer, [self.identity, *frames])
-        if kind is SocketKind.ROUTER:
-            identity, body = frames[0], frames[1:]
-            for peer in self.peers:
-                if peer.identity == identity:
-                    return self.bus._transmit(self, peer, body)
-            return True  # ZMQ ROUTER drops what it cannot route, silently
-        if kind is SocketKind.XPUB:
-            delivered = True
-            topic = frames[0]
-            for peer in self.peers:
-                for prefix in peer.subscriptions:
-                    if topic.startswith(prefix):
-                        delivered = self.bus._transmit(self, peer, frames) and delivered
-                        break
-            return delivered
-        raise OSError(f"{kind.value} sockets do not send here")
-
-    def recv(self) -> Frames | None:
-        return self.inbox.popleft() if self.inbox else None
-
-    def subscribe(self, topic: bytes) -> None:
-        self.subscriptions.append(bytes(topic))
-        for peer in self.peers:
-            peer.inbox.append([b"\x01" + topic])
-
-    def secure_server(self, public: bytes, secret: bytes, *, domain: str,
-                      allowed: Collection[bytes]) -> None:
-        self._release_domain()
-        self.bus.allow_lists.add(domain, allowed)
-        self.curve = CurveRole(True, bytes(public), domain=domain)
-
-    def secure_client(self, public: bytes, secret: bytes, *, server_public: bytes) -> None:
-        self._release_domain()
-        self.curve = CurveRole(False, bytes(public), server_public=bytes(server_public))
-
-    def _release_domain(self) -> None:
-        if self.curve is not None and self.curve.server:
-            self.bus.allow_lists.remove(self.curve.domain)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._release_domain()
-            self.bus._close(self)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-
-class MemoryPoller(Poller):
-    """Readable sockets now; if none, the bus runs other services (in virtual time) until
-    one is, or until the deadline — this is how a blocking request is served inline."""
-
-    def __init__(self, bus: "MemoryBus", owner: str) -> None:
-        self.bus = bus
-        self.owner = owner
-        self.sockets: list[MemorySocket] = []
-
-    def register(self, socket: Socket) -> None:
-        if socket not in self.sockets:
-            self.sockets.append(socket)  # type: ignore[arg-type]
-
-    def unregister(self, socket: Socket) -> None:
-        if socket in self.sockets:
-            self.sockets.remove(socket)  # type: ignore[arg-type]
-
-    def ready(self) -> list[MemorySocket]:
-        return [socket for socket in self.sockets if socket.inbox]
-
-    def poll(self, timeout_s: float | None) -> Sequence[Socket]:
-        ready = self.ready()
-        if ready or (timeout_s is not None and timeout_s <= 0):
-            return ready
-        return self.bus.wait_for(self.ready, timeout_s)
-
-    def wake(self) -> None:
-        """Single-threaded: a stop request is seen at the next step; nothing to interrupt."""
-
-    def close(self) -> None:
-        self.sockets.clear()
 
 
 class DeliveryLog(Sequence[str]):
@@ -252,10 +75,12 @@ class MemoryBus(Transport):
     name = "memory"
 
     def __init__(self, seed: int = 0, start: _dt.datetime = DEFAULT_START, *,
-                 record_deliveries: bool = True) -> None:
+                 record_deliveries: bool = True, clock: VirtualClock | WallClock | None = None
+                 ) -> None:
         self.seed = seed
         self.random = random.Random(seed)
-        self.clock = VirtualClock(start)
+        # Virtual by default (tests); a WallClock runs a real topology in one process.
+        self.clock = clock if clock is not None else VirtualClock(start)
         self.runtimes: list[Any] = []
         self.faults = Faults(self)
         # One line per delivered message: the bus's trace (formatted when read).
@@ -435,7 +260,7 @@ class MemoryBus(Transport):
         """When something happens next without outside input: a delivery or a timer."""
         times = [self._delayed[0][0]] if self._delayed else []
         for runtime in self.runtimes:
-            if not (runtime.in_step or runtime.closed):
+            if not (runtime.in_step or runtime.closed or runtime.stop_requested):
                 deadline = runtime.next_deadline()
                 if deadline is not None:
                     times.append(deadline)
@@ -459,8 +284,8 @@ class MemoryBus(Transport):
             upcoming = self.next_event()
             if upcoming is None or upcoming > target:
                 break
-            self.clock.set(upcoming)
-        self.clock.set(target)
+            self.clock.wait_until(upcoming)
+        self.clock.wait_until(target)
         self.run_until_idle()
 
     def wait_for(self, ready: Callable[[], list], timeout_s: float | None) -> list:
@@ -475,10 +300,10 @@ class MemoryBus(Transport):
             upcoming = self.next_event()
             if upcoming is None or (deadline is not None and upcoming > deadline):
                 if deadline is not None:
-                    self.clock.set(deadline)
+                    self.clock.wait_until(deadline)
                 self._deliver_due()
                 return ready()
-            self.clock.set(upcoming)
+            self.clock.wait_until(upcoming)
 
     def run_until_stopped(self, runtime: Any) -> None:
         """A blocking run on the bus: serve until stopped or nothing can happen any more."""
@@ -486,9 +311,9 @@ class MemoryBus(Transport):
             if self.run_one():
                 continue
             upcoming = self.next_event()
-            if upcoming is None:
-                break
-            self.clock.set(upcoming)
+            if upcoming is None and self.clock.virtual:
+                break  # in virtual time nothing can happen any more
+            self.clock.wait_until(upcoming)  # on a wall clock: asleep until due or woken
         runtime.step(0)  # delivers pending signals
 
     # -- crash and restart ---------------------------------------------------------------

@@ -1,0 +1,167 @@
+"""Sockets and pollers of the memory bus (see `memory.py`), with ZMQ's semantics."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Collection, NamedTuple, Sequence
+
+from .base import Frames, Poller, Socket, SocketKind
+
+if TYPE_CHECKING:
+    from .memory import MemoryBus
+
+_LOCAL_HOSTS = {"*", "0.0.0.0", "127.0.0.1", "localhost", "::1", "[::1]", ""}
+
+
+def endpoint_key(endpoint: str) -> str:
+    """Binding `tcp://*:5555` and connecting `tcp://127.0.0.1:5555` meet on one key."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme == "tcp":
+        host, _, port = rest.rpartition(":")
+        if host in _LOCAL_HOSTS:
+            return f"tcp://local:{port}"
+    return endpoint
+
+
+class CurveRole(NamedTuple):
+    """A socket's CurveZMQ role on the bus. No secret key is kept: the bus needs none."""
+
+    server: bool
+    public: bytes
+    domain: str | None = None  # servers: whose allow-list applies
+    server_public: bytes | None = None  # clients: the server they expect
+
+
+class MemorySocket(Socket):
+    def __init__(self, bus: "MemoryBus", kind: SocketKind, owner: str, hwm: int) -> None:
+        self.bus = bus
+        self.kind = kind
+        self.owner = owner
+        self.hwm = hwm
+        self.identity = b"\x00sf%d" % next(bus._identities)
+        self.inbox: deque[Frames] = deque()
+        self.peers: list[MemorySocket] = []
+        self.subscriptions: list[bytes] = []
+        self.bound: list[str] = []
+        self.connected: list[str] = []
+        self.unsent: deque[Frames] = deque()  # a DEALER's messages before any peer exists
+        self._next_peer = 0
+        self._closed = False
+        self.curve: CurveRole | None = None
+
+    @property
+    def service(self) -> str:
+        return self.owner.partition(".")[0]
+
+    @property
+    def component(self) -> str:
+        return self.owner.partition(".")[2]
+
+    def bind(self, endpoint: str) -> str:
+        return self.bus._bind(self, endpoint)
+
+    def connect(self, endpoint: str) -> None:
+        self.bus._connect(self, endpoint)
+
+    def send(self, frames: Frames) -> bool:
+        if self._closed:
+            raise OSError(f"socket {self.owner} is closed")
+        # A copy, as ZMQ copies: the caller may reuse its list (or a bytearray) afterwards.
+        for frame in frames:
+            if frame.__class__ is not bytes:
+                frames = [bytes(frame) for frame in frames]
+                break
+        else:
+            frames = list(frames)
+        kind = self.kind
+        if kind is SocketKind.DEALER:
+            if not self.peers:
+                if len(self.unsent) >= self.hwm:
+                    return False
+                self.unsent.append(frames)
+                return True
+            peer = self.peers[self._next_peer % len(self.peers)]
+            self._next_peer += 1
+            return self.bus._transmit(self, peer, [self.identity, *frames])
+        if kind is SocketKind.ROUTER:
+            identity, body = frames[0], frames[1:]
+            for peer in self.peers:
+                if peer.identity == identity:
+                    return self.bus._transmit(self, peer, body)
+            return True  # ZMQ ROUTER drops what it cannot route, silently
+        if kind is SocketKind.XPUB:
+            delivered = True
+            topic = frames[0]
+            for peer in self.peers:
+                for prefix in peer.subscriptions:
+                    if topic.startswith(prefix):
+                        delivered = self.bus._transmit(self, peer, frames) and delivered
+                        break
+            return delivered
+        raise OSError(f"{kind.value} sockets do not send here")
+
+    def recv(self) -> Frames | None:
+        return self.inbox.popleft() if self.inbox else None
+
+    def subscribe(self, topic: bytes) -> None:
+        self.subscriptions.append(bytes(topic))
+        for peer in self.peers:
+            peer.inbox.append([b"\x01" + topic])
+
+    def secure_server(self, public: bytes, secret: bytes, *, domain: str,
+                      allowed: Collection[bytes]) -> None:
+        self._release_domain()
+        self.bus.allow_lists.add(domain, allowed)
+        self.curve = CurveRole(True, bytes(public), domain=domain)
+
+    def secure_client(self, public: bytes, secret: bytes, *, server_public: bytes) -> None:
+        self._release_domain()
+        self.curve = CurveRole(False, bytes(public), server_public=bytes(server_public))
+
+    def _release_domain(self) -> None:
+        if self.curve is not None and self.curve.server:
+            self.bus.allow_lists.remove(self.curve.domain)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._release_domain()
+            self.bus._close(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class MemoryPoller(Poller):
+    """Readable sockets now; if none, the bus runs other services (in virtual time) until
+    one is, or until the deadline — this is how a blocking request is served inline."""
+
+    def __init__(self, bus: "MemoryBus", owner: str) -> None:
+        self.bus = bus
+        self.owner = owner
+        self.sockets: list[MemorySocket] = []
+
+    def register(self, socket: Socket) -> None:
+        if socket not in self.sockets:
+            self.sockets.append(socket)  # type: ignore[arg-type]
+
+    def unregister(self, socket: Socket) -> None:
+        if socket in self.sockets:
+            self.sockets.remove(socket)  # type: ignore[arg-type]
+
+    def ready(self) -> list[MemorySocket]:
+        return [socket for socket in self.sockets if socket.inbox]
+
+    def poll(self, timeout_s: float | None) -> Sequence[Socket]:
+        ready = self.ready()
+        if ready or (timeout_s is not None and timeout_s <= 0):
+            return ready
+        return self.bus.wait_for(self.ready, timeout_s)
+
+    def wake(self) -> None:
+        """Interrupts a wall-clock bus asleep in `run_until_stopped` (virtual time: no-op)."""
+        self.bus.clock.wake()
+
+    def close(self) -> None:
+        self.sockets.clear()
