@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ._replay_compare import ReplayDivergence, comparable, parse_masks, stream_of
-from ._replay_state import StateSource
+from ._replay_state import RecordedStateSource
 from ._trace_reader import Trace
 from .envelope import encode_request
 from .errors import RequestTimeout, ServiceFrameworkError, recorded_error
@@ -83,7 +83,7 @@ class ReplayDriver:
         self._answer_of: dict[int, Event] = {}
         self._saved_stubs: dict[str, Any] = {}
         self._sockets: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._sources: dict[str, StateSource] = {}
+        self._sources: dict[str, RecordedStateSource] = {}
         self._rids = 0
 
     # -- attaching ------------------------------------------------------------------------
@@ -307,7 +307,8 @@ class ReplayDriver:
         if role == FEED_STATE:
             source = self._sources.get(name)
             if source is None:
-                source = self._sources[name] = StateSource(self.bus, runtime.in_states[name])
+                source = RecordedStateSource(self.bus, runtime.in_states[name])
+                self._sources[name] = source
             source.feed(event)
             self.bus.run_until_idle()
             return

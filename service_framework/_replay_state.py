@@ -10,10 +10,10 @@ from .loader import ServiceDefinition
 from .runtime import Event, Runtime
 from .states.merge import copy_value, replace_value
 
-__all__ = ["StateSource"]
+__all__ = ["RecordedStateSource"]
 
 
-class StateSource:
+class RecordedStateSource:
     """A fake out side of one in-state: the real `OutState` on a runtime of its own.
 
     Bound at the first recorded update of the state (so the in-state's pending snapshot

@@ -37,9 +37,6 @@ class ServiceDefinition:
     main_mode: bool = False
     security: "_security.Security | None" = None  # CurveZMQ, from addresses' `security`
 
-    def connection(self, side: str, name: str) -> ConnectionSpec:
-        return self.connections[(side, name)]
-
 
 def import_service(spec: str | os.PathLike | types.ModuleType) -> types.ModuleType:
     """Imports a service from a path (relative, `../` or absolute) or returns the module."""

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from types import MappingProxyType
 from typing import Any, Callable, NamedTuple
@@ -145,7 +146,12 @@ class Runtime:
                     for socket in self.poller.poll(timeout_s):
                         callback = self._watchers.get(socket)
                         if callback is not None:
-                            callback(socket)
+                            try:
+                                callback(socket)
+                            except Exception:  # one bad input never ends the loop
+                                self.count("errors")
+                                log.exception("%s: handling input failed; the service goes "
+                                              "on", socket.owner)
                             handled += 1
                 handled += self.run_timers()
                 self._deliver_signals()
@@ -263,7 +269,9 @@ class Runtime:
             workflow_id = self.new_workflow_id()
         reply = component.send({} if args is None else args, workflow_id)
         if self.sent_listeners:
-            record = Sent(output_type, output_name, args, reply if reply else None)
+            # A copy: a handler that reuses one dict for several sends must not rewrite
+            # what the outbox shows was sent.
+            record = Sent(output_type, output_name, copy.deepcopy(args), reply if reply else None)
             for listener in self.sent_listeners:
                 listener(record)
         return reply

@@ -199,11 +199,6 @@ class OutState(Component):
             publisher.send([self.topic, self.core.heartbeat()])
             self._last_sent = now
 
-    @property
-    def subscribers(self) -> int:
-        """Subscriptions to this state's topic seen so far (updated with each heartbeat)."""
-        return self.subscriptions.matching(self.topic)
-
     # -- snapshot replies (loop thread) ---------------------------------------------------
     def on_request(self, socket: Socket) -> None:
         runtime = self.runtime
