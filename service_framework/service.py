@@ -147,7 +147,7 @@ class Service:
             if self._recorder is not None:
                 self._recorder.close()
             self._stopped.set()
-            log.info("service %r stopped", runtime.name)
+            log.info("service %r stopped", runtime.name, extra={"service": runtime.name})
 
     def run_service(self) -> "Service":
         """Starts serving on a thread of its own (or on the memory bus) and returns."""
