@@ -63,7 +63,8 @@ def _checked(message: Any) -> dict:
         raise EnvelopeError(f"expected an envelope map, got {type(message).__name__}")
     version = message.get("v")
     if version.__class__ is not int or version != VERSION:  # True == 1, but is no version
-        raise EnvelopeError(f"unsupported envelope version {version!r} (this side speaks {VERSION})")
+        raise EnvelopeError(f"unsupported envelope version {version!r} "
+                            f"(this side speaks {VERSION})")
     workflow_id = message.get("workflow_id")
     if workflow_id is not None and not isinstance(workflow_id, str):
         raise EnvelopeError("envelope workflow_id must be a string")

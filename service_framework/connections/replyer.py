@@ -17,14 +17,21 @@ from ..transport.base import Frames, Socket, SocketKind
 log = get_logger()
 # Requests handled per wake-up before the loop looks at other sockets and timers.
 BATCH = 256
+# When stopping: requests still on their way are refused (ServiceStopping) until none has
+# arrived for this long, so a requester that just got an answer and sent its next request
+# is told, not left waiting for a socket that closed under it.
+DRAIN_QUIET_S = 0.05
 
 
 class Replyer(Component):
+    last_active = float("-inf")  # when requests last arrived (the loop's clock)
+
     def open(self) -> None:
         self.socket = self.open_socket(SocketKind.ROUTER, "replyer", bind=True)
         self.runtime.watch(self.socket, self.on_readable)
 
     def on_readable(self, socket: Socket) -> None:
+        self.last_active = self.runtime.clock.monotonic()
         for _ in range(BATCH):
             if self.runtime.stop_requested:  # the rest is for drain(), with its deadline
                 return
@@ -79,7 +86,8 @@ class Replyer(Component):
             runtime.emit("out", "error", self.name, workflow_id,
                          error={"type": error_type, "message": str(error)})
             return encode_error(workflow_id, request.rid, error_type, str(error))
-        runtime.emit("out", "reply", self.name, workflow_id, return_args=result)
+        if runtime.event_listeners:
+            runtime.emit("out", "reply", self.name, workflow_id, return_args=result)
         return body
 
     def check_return(self, result: object) -> dict:
@@ -94,19 +102,55 @@ class Replyer(Component):
         return returns.check(result)
 
     def drain(self, deadline: float) -> None:
-        """Answers what is queued; past `deadline`, answers with an error reply instead."""
+        """Stopping (SPEC §16): answers the requests already received, refuses the rest.
+
+        What the socket holds when the loop stopped was received before the stop: it is
+        taken off at once, then answered (by the handler until `deadline`, after it with a
+        `ServiceStopping` error reply). Requests that arrive afterwards are new: each is
+        refused at once, until the socket has been quiet for `DRAIN_QUIET_S` (or
+        `deadline` + `DRAIN_QUIET_S` passed), so no requester waits for a closed socket.
+        """
+        runtime = self.runtime
         socket = self.socket
-        clock = self.runtime.clock
+        clock = runtime.clock
+        received = []
         while (frames := socket.recv()) is not None:
+            received.append(frames)
+        for frames in received:
             if clock.monotonic() < deadline:
                 self.handle(socket, frames)
-            elif len(frames) >= 2:
-                try:  # the request's id, or its requester would drop the answer as late
-                    request = decode_request(frames[-1],
-                                             max_bytes=self.runtime.max_message_bytes)
-                    workflow_id, rid = request.workflow_id, request.rid
-                except (CodecError, EnvelopeError):
-                    workflow_id, rid = "", None
-                socket.send(frames[:-1] + [encode_error(
-                    workflow_id or self.runtime.new_workflow_id(), rid, "ServiceStopping",
-                    f"service {self.runtime.name!r} is stopping")])
+            else:
+                self.refuse(socket, frames)
+        if runtime.transport.drives_runtimes:
+            return  # the memory bus delivers at once: nothing can still be on its way
+        if not received and clock.monotonic() - self.last_active > DRAIN_QUIET_S:
+            return  # idle: no requester is waiting on an answer to send its next request
+        poller = runtime.transport.poller(owner=f"{runtime.name}.{self.name}.drain")
+        poller.register(socket)
+        try:
+            end = max(deadline, clock.monotonic()) + DRAIN_QUIET_S
+            quiet_until = clock.monotonic() + DRAIN_QUIET_S
+            while (now := clock.monotonic()) < min(quiet_until, end):
+                if not poller.poll(min(quiet_until, end) - now):
+                    continue
+                while (frames := socket.recv()) is not None:
+                    self.refuse(socket, frames)
+                quiet_until = clock.monotonic() + DRAIN_QUIET_S
+        finally:
+            poller.close()
+
+    def refuse(self, socket: Socket, frames: Frames) -> None:
+        """Answers a request with a `ServiceStopping` error reply, without running it."""
+        runtime = self.runtime
+        runtime.count("refused_stopping")
+        if len(frames) < 2:
+            runtime.count("malformed")
+            return
+        try:  # the request's id, or its requester would drop the answer as late
+            request = decode_request(frames[-1], max_bytes=runtime.max_message_bytes)
+            workflow_id, rid = request.workflow_id, request.rid
+        except (CodecError, EnvelopeError):
+            workflow_id, rid = "", None
+        socket.send(frames[:-1] + [encode_error(
+            workflow_id or runtime.new_workflow_id(), rid, "ServiceStopping",
+            f"service {runtime.name!r} is stopping")])

@@ -42,6 +42,8 @@ class Subscriber(Component):
             # ZMQ filters by prefix; "orders" must not receive "orders_eu".
             if len(frames) != 2:
                 runtime.count("malformed")
+                log.warning("%s: dropped a message of %d frame(s), expected [topic, body]",
+                            self.label, len(frames))
             return
         try:
             message = decode_request(frames[1], max_bytes=runtime.max_message_bytes)

@@ -27,6 +27,15 @@ _ZMQ_TYPES = {
 LINGER_MS = 200
 # How long `close` waits for ZMQ's I/O thread to close a bound listener (see `_unbind_all`).
 UNBIND_WAIT_S = 0.5
+# Bodies at least this long are sent without a copy (pyzmq's own default threshold); below
+# it a copy is cheaper than tracking a zero-copy frame.
+ZERO_COPY_BYTES = 65536
+_NOBLOCK = zmq.NOBLOCK
+_NOBLOCK_SNDMORE = zmq.NOBLOCK | zmq.SNDMORE
+_EVENTS, _POLLIN = zmq.EVENTS, zmq.POLLIN
+_get_option = zmq.backend.Socket.get  # the C getter, without the Python-level wrapper
+# What `recv` knows of a socket's queue (see `ZmqSocket.recv`).
+_POLLED, _ASK, _DRAIN = 0, 1, 2
 
 
 class SystemClock(Clock):
@@ -38,7 +47,7 @@ class SystemClock(Clock):
 
 
 class ZmqSocket(Socket):
-    __slots__ = ("kind", "owner", "raw", "_send", "_recv", "_bound", "_zap")
+    __slots__ = ("kind", "owner", "raw", "_send", "_recv", "_bound", "_zap", "queue")
 
     def __init__(self, context: zmq.Context, kind: SocketKind, owner: str, hwm: int) -> None:
         self.kind = kind
@@ -54,10 +63,14 @@ class ZmqSocket(Socket):
             raw.setsockopt(zmq.XPUB_VERBOSE, 1)
             raw.setsockopt(zmq.XPUB_NODROP, 1)
         self.raw = raw
-        self._send = raw.send_multipart
-        self._recv = raw.recv_multipart
+        # Frame by frame rather than send_multipart/recv_multipart: those re-check every
+        # part in Python and ask for RCVMORE with one more call per frame, which costs
+        # more than the message itself on a small request (see benchmarks/run.py).
+        self._send = raw.send
+        self._recv = raw.recv
         self._bound: list[str] = []
         self._zap: tuple[_Zap, str] | None = None
+        self.queue = _DRAIN
 
     def bind(self, endpoint: str) -> str:
         self.raw.bind(endpoint)
@@ -69,17 +82,45 @@ class ZmqSocket(Socket):
         self.raw.connect(endpoint)
 
     def send(self, frames: Frames) -> bool:
+        send = self._send
+        last = len(frames) - 1
         try:
-            self._send(frames, zmq.NOBLOCK, copy=False)
+            if len(frames[last]) >= ZERO_COPY_BYTES:
+                self.raw.send_multipart(frames, _NOBLOCK, copy=False)
+                return True
+            # EAGAIN (HWM, no peer) comes on the first part: a message goes whole or not.
+            for index in range(last):
+                send(frames[index], _NOBLOCK_SNDMORE)
+            send(frames[last], _NOBLOCK)
         except zmq.Again:
             return False
         return True
 
     def recv(self) -> Frames | None:
+        """The next message, or None.
+
+        An empty queue costs pyzmq an exception (EAGAIN), more than a small message. So
+        after a poll said "readable", the first call receives; the second asks ZMQ
+        whether more is queued (no exception when not, the usual case of one request per
+        wake-up); if more was, the rest of the batch receives until EAGAIN as before.
+        """
+        queue = self.queue
+        if queue == _POLLED:
+            self.queue = _ASK
+        elif queue == _ASK:
+            if not _get_option(self.raw, _EVENTS) & _POLLIN:
+                return None
+            self.queue = _DRAIN
+        recv = self._recv
         try:
-            return self._recv(zmq.NOBLOCK)
+            frame = recv(_NOBLOCK, copy=False)  # `more` comes with the frame, read in C
         except zmq.Again:
             return None
+        frames = [frame.bytes]
+        while frame.more:  # the other parts of a message arrive with its first part
+            frame = recv(_NOBLOCK, copy=False)
+            frames.append(frame.bytes)
+        return frames
 
     def subscribe(self, topic: bytes) -> None:
         self.raw.setsockopt(zmq.SUBSCRIBE, topic)
@@ -189,7 +230,9 @@ class ZmqPoller(Poller):
             if raw == self._wake_r:
                 self._drain_wake_pipe()
             else:
-                ready.append(self._by_raw[raw])
+                socket = self._by_raw[raw]
+                socket.queue = _POLLED
+                ready.append(socket)
         return ready
 
     def _drain_wake_pipe(self) -> None:

@@ -1,0 +1,152 @@
+"""What the benchmark processes share: the payload, the service modules, a raw msgpack codec.
+
+The payload is small and typical of a trading service: an int, a short string, a Decimal
+and an aware datetime. The framework sends it through its codec (ext types) and validates
+it on every hop; the raw pyzmq baselines send the same dict with msgpack and the smallest
+possible ext hooks for Decimal and datetime, and validate nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import types
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
+
+import msgpack
+
+PAYLOAD: dict[str, Any] = {"id": 7, "side": "buy", "price": Decimal("101.25"),
+                           "at": datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)}
+PAYLOAD_MODEL = {"id": int, "side": str, "price": Decimal, "at": datetime}
+BOOK_MODEL = {"asks": {Decimal: Decimal}, "bids": {Decimal: Decimal}}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def module(name: str, **attributes: Any) -> types.ModuleType:
+    built = types.ModuleType(name)
+    built.__dict__.update(attributes)
+    return built
+
+
+# -- service modules ---------------------------------------------------------------------------
+def echo_replyer() -> types.ModuleType:
+    def on_new_request(args, to_send, states, config):
+        return args
+
+    return module("bench_echo", connection_models={"in": {"echo": {
+        "connection_type": "replyer",
+        "required_creation_arguments": {"on_new_request": on_new_request},
+        "required_arguments": PAYLOAD_MODEL,
+        "required_return_arguments": PAYLOAD_MODEL,
+    }}})
+
+
+def echo_requester(timeout_s: float = 5.0) -> types.ModuleType:
+    return module("bench_requester", connection_models={"out": {"echo": {
+        "connection_type": "requester",
+        "required_arguments": PAYLOAD_MODEL,
+        "required_return_arguments": PAYLOAD_MODEL,
+        "optional_creation_arguments": {"timeout_s": timeout_s},
+    }}})
+
+
+def ticks_publisher(**creation: Any) -> types.ModuleType:
+    return module("bench_publisher", connection_models={"out": {"ticks": {
+        "connection_type": "publisher",
+        "required_arguments": PAYLOAD_MODEL,
+        "optional_creation_arguments": creation,
+    }}})
+
+
+def ticks_subscriber(on_message: Callable) -> types.ModuleType:
+    return module("bench_subscriber", connection_models={"in": {"ticks": {
+        "connection_type": "subscriber",
+        "required_creation_arguments": {"on_new_message": on_message},
+        "required_arguments": PAYLOAD_MODEL,
+    }}})
+
+
+def book_producer() -> types.ModuleType:
+    return module("bench_book_out", state_models={"out": {"book": {
+        "state_type": "delta_update_out", "optional_arguments": BOOK_MODEL}}})
+
+
+def book_consumer() -> types.ModuleType:
+    return module("bench_book_in", state_models={"in": {"book": {
+        "state_type": "delta_update_in", "optional_arguments": BOOK_MODEL}}})
+
+
+def book_deltas(count: int) -> list[dict]:
+    """Order-book-like deltas: a level changes size, appears, or goes (None)."""
+    deltas = []
+    for n in range(count):
+        side = "asks" if n % 2 else "bids"
+        price = Decimal(10000 + (n * 7919) % 200) / 100
+        size = None if n % 5 == 0 else Decimal(1 + n % 97) / 10
+        deltas.append({side: {price: size}})
+    return deltas
+
+
+# -- raw msgpack with minimal ext types (the baseline) ----------------------------------------
+def _raw_default(value: Any) -> Any:
+    if type(value) is Decimal:
+        return msgpack.ExtType(1, str(value).encode())
+    if type(value) is datetime:
+        return msgpack.ExtType(2, value.isoformat().encode())
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _raw_ext_hook(code: int, data: bytes) -> Any:
+    if code == 1:
+        return Decimal(data.decode())
+    if code == 2:
+        return datetime.fromisoformat(data.decode())
+    return msgpack.ExtType(code, data)
+
+
+def raw_pack(value: Any) -> bytes:
+    return msgpack.packb(value, default=_raw_default, use_bin_type=True)
+
+
+def raw_unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, ext_hook=_raw_ext_hook, raw=False)
+
+
+# -- /proc ---------------------------------------------------------------------------------------
+def cpu_seconds(pid: int | str = "self") -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status_kib(key: str, pid: int | str = "self") -> int:
+    """A `kB` line of /proc/<pid>/status, e.g. VmHWM (peak RSS) or VmRSS."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+# -- measuring ----------------------------------------------------------------------------------
+def rate(operation: Callable[[], Any], window_s: float, batch: int = 50) -> float:
+    """Calls per second of `operation` over about `window_s` seconds."""
+    count = 0
+    started = time.perf_counter()
+    deadline = started + window_s
+    while True:
+        for _ in range(batch):
+            operation()
+        count += batch
+        now = time.perf_counter()
+        if now >= deadline:
+            return count / (now - started)
