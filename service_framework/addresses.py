@@ -18,10 +18,10 @@ returned by ``setup_addresses``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
+from .config import read_json_file
 from .errors import ConfigError
 
 __all__ = ["Addresses", "endpoints", "load_addresses", "normalize_endpoint"]
@@ -52,15 +52,7 @@ def load_addresses(source: str | os.PathLike | Mapping | None) -> dict:
         data, origin = source, None
     elif isinstance(source, (str, os.PathLike)):
         origin = os.fspath(source)
-        try:
-            with open(origin, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except FileNotFoundError:
-            raise ConfigError(f"addresses file {origin}: not found") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"addresses file {origin}: invalid JSON: {exc}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"addresses file {origin}: cannot read: {exc}") from None
+        data = read_json_file(origin, "addresses file")
     else:
         raise ConfigError(f"addresses: expected a file path or a dict, "
                           f"got {type(source).__name__}")

@@ -40,17 +40,22 @@ _NONE = type(None)
 _ISO = {datetime: datetime.fromisoformat, date: date.fromisoformat, time: time.fromisoformat}
 
 
-def load_config_file(path: str | os.PathLike) -> dict:
-    """Read a JSON config file (flat, or with required/optional sections) into a flat dict."""
+def read_json_file(path: str | os.PathLike, what: str) -> object:
+    """The JSON in a file; a ConfigError naming `what` and the file when it cannot be read."""
     try:
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+            return json.load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"config file {os.fspath(path)}: not found") from None
+        raise ConfigError(f"{what} {os.fspath(path)}: not found") from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"config file {os.fspath(path)}: invalid JSON: {exc}") from None
+        raise ConfigError(f"{what} {os.fspath(path)}: invalid JSON: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {os.fspath(path)}: cannot read: {exc}") from None
+        raise ConfigError(f"{what} {os.fspath(path)}: cannot read: {exc}") from None
+
+
+def load_config_file(path: str | os.PathLike) -> dict:
+    """Read a JSON config file (flat, or with required/optional sections) into a flat dict."""
+    data = read_json_file(path, "config file")
     if not isinstance(data, dict):
         raise ConfigError(f"config file {os.fspath(path)}: expected a JSON object, "
                           f"got {type(data).__name__}")

@@ -5,14 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import pytest
-from helpers import ServicePool, ask, endpoint, free_port, make_module, wait_until
-
-
-@pytest.fixture
-def services():
-    with ServicePool() as pool:
-        yield pool
+from helpers import ask, endpoint, free_port, make_module, wait_until
 
 
 def publisher(connections: dict[str, dict]) -> Any:

@@ -16,7 +16,6 @@ import pytest
 from helpers import (
     REPO,
     TEST_SERVICES,
-    ServicePool,
     ask,
     endpoint,
     finish,
@@ -32,12 +31,6 @@ from helpers import (
 
 from service_framework import RequestTimeout
 from service_framework.errors import RemoteError
-
-
-@pytest.fixture
-def services():
-    with ServicePool() as pool:
-        yield pool
 
 
 def work_requester(timeout_s: float = 0.3) -> Any:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import zmq
 from helpers import (
-    ServicePool,
     ask,
     endpoint,
     free_port,
@@ -22,12 +21,6 @@ from helpers import (
 from service_framework import RemoteError, RequestTimeout
 from service_framework.codec import DEFAULT_MAX_MESSAGE_BYTES
 from service_framework.envelope import decode_request, encode_reply
-
-
-@pytest.fixture
-def services():
-    with ServicePool() as pool:
-        yield pool
 
 
 def calc_replyer(*, on_call=None) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ServicePool, ask, endpoint, free_port, make_module, run_cli, wait_until
+from helpers import ask, endpoint, free_port, make_module, run_cli, wait_until
 
 from service_framework import ConfigError, RequestTimeout, Service
 from service_framework.cli import main as cli_main
@@ -58,12 +58,6 @@ def keys(tmp_path: Path) -> Keys:
     for name in ("server", "client", "stranger", "other"):
         made.make(name)
     return made
-
-
-@pytest.fixture
-def services():
-    with ServicePool() as pool:
-        yield pool
 
 
 def replyer_module(name: str = "guard") -> Any:

@@ -12,7 +12,6 @@ import pytest
 import zmq
 from helpers import (
     TEST_SERVICES,
-    ServicePool,
     ask,
     catches_signal,
     cpu_seconds,
@@ -28,12 +27,6 @@ from helpers import (
 )
 
 from service_framework import RemoteError, Service, get_logger
-
-
-@pytest.fixture
-def services():
-    with ServicePool() as pool:
-        yield pool
 
 
 def ping_replyer(name: str = "pinger", *, on_call=None, **attributes: Any) -> Any:
