@@ -33,12 +33,13 @@ Limits on hostile input: the body length is checked before decoding; msgpack siz
 more elements than the body could hold; plain containers nest at most as deep as msgpack's
 fixed parse stack; tuple/set ext payloads nest at most `MAX_EXT_DEPTH` deep (checked the
 same way on both sides, so whatever `pack` accepts, `unpack` accepts).
+
+The ext codes and the byte layouts of the scalar ext types live in `_ext_types`.
 """
 
 from __future__ import annotations
 
-import struct
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Callable
 from uuid import UUID
@@ -48,6 +49,30 @@ from msgpack import ExtType
 from msgpack.exceptions import ExtraData, FormatError, StackError
 
 from service_framework.errors import ServiceFrameworkError
+
+from ._ext_types import (
+    EXT_DATE,
+    EXT_DATETIME,
+    EXT_DECIMAL,
+    EXT_FROZENSET,
+    EXT_SET,
+    EXT_TIME,
+    EXT_TIMEDELTA,
+    EXT_TUPLE,
+    EXT_UUID,
+    _dec_date,
+    _dec_datetime,
+    _dec_decimal,
+    _dec_time,
+    _dec_timedelta,
+    _dec_uuid,
+    _enc_date,
+    _enc_datetime,
+    _enc_decimal,
+    _enc_time,
+    _enc_timedelta,
+    _enc_uuid,
+)
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "MAX_EXT_DEPTH", "CodecError", "pack", "unpack"]
 
@@ -61,17 +86,6 @@ MAX_EXT_DEPTH = 64
 class CodecError(ServiceFrameworkError, ValueError):
     """A value cannot be encoded, or bytes cannot be decoded, by the wire codec."""
 
-
-# Ext type codes. Part of the wire format: never renumber.
-EXT_DECIMAL = 1
-EXT_DATETIME = 2
-EXT_DATE = 3
-EXT_TIME = 4
-EXT_TIMEDELTA = 5
-EXT_UUID = 6
-EXT_SET = 7
-EXT_FROZENSET = 8
-EXT_TUPLE = 9
 
 _EXT_NAMES = {
     EXT_DECIMAL: "Decimal",
@@ -90,17 +104,6 @@ _SUPPORTED = (
     "Decimal, datetime, date, time, timedelta, UUID"
 )
 
-# Fixed-size layouts (big-endian). datetime/time carry ``fold`` in bit 24 of the
-# microsecond field; the aware variants append the UTC offset in microseconds.
-_DATETIME = struct.Struct(">HBBBBBI")  # 11 bytes
-_DATETIME_TZ = struct.Struct(">HBBBBBIq")  # 19 bytes
-_DATE = struct.Struct(">HBB")  # 4 bytes
-_TIME = struct.Struct(">BBBI")  # 7 bytes
-_TIME_TZ = struct.Struct(">BBBIq")  # 15 bytes
-_TIMEDELTA = struct.Struct(">iII")  # 12 bytes
-_FOLD_SHIFT = 24
-_MICROSECOND_MASK = (1 << _FOLD_SHIFT) - 1
-
 # Buffer recycling: building a Packer allocates its buffer, which costs more than packing a
 # typical envelope. Packers are pooled per nesting depth (a Packer is not re-entrant, and the
 # depth is baked into its ``default``); list.pop/append are atomic, so this is thread-safe
@@ -117,70 +120,7 @@ _unpackb = msgpack.unpackb
 # namedtuple directly. The C packer accepts it like any ExtType.
 _tuple_new = tuple.__new__
 
-# Fixed-offset timezones, shared (bounded, so hostile offsets cannot grow it without limit).
-_TZ_CACHE: dict[int, timezone] = {0: timezone.utc}
-_TZ_CACHE_MAX = 256
-
-
-def _offset_us(offset: timedelta) -> int:
-    return (offset.days * 86400 + offset.seconds) * 1_000_000 + offset.microseconds
-
-
-def _tz(offset_us: int) -> timezone:
-    tz = _TZ_CACHE.get(offset_us)
-    if tz is None:
-        tz = timezone(timedelta(microseconds=offset_us))
-        if len(_TZ_CACHE) < _TZ_CACHE_MAX:
-            _TZ_CACHE[offset_us] = tz
-    return tz
-
-
 # --------------------------------------------------------------------------- encoding
-
-
-def _ext(code: int, data: bytes) -> ExtType:
-    return _tuple_new(ExtType, (code, data))
-
-
-def _enc_decimal(obj: Decimal) -> ExtType:
-    return _tuple_new(ExtType, (EXT_DECIMAL, str(obj).encode("ascii")))
-
-
-def _enc_datetime(obj: datetime) -> ExtType:
-    offset = obj.utcoffset()
-    us = obj.microsecond | (obj.fold << _FOLD_SHIFT)
-    if offset is None:
-        data = _DATETIME.pack(
-            obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, us
-        )
-    else:
-        data = _DATETIME_TZ.pack(
-            obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, us,
-            _offset_us(offset),
-        )
-    return _tuple_new(ExtType, (EXT_DATETIME, data))
-
-
-def _enc_date(obj: date) -> ExtType:
-    return _ext(EXT_DATE, _DATE.pack(obj.year, obj.month, obj.day))
-
-
-def _enc_time(obj: time) -> ExtType:
-    offset = obj.utcoffset()
-    us = obj.microsecond | (obj.fold << _FOLD_SHIFT)
-    if offset is None:
-        return _ext(EXT_TIME, _TIME.pack(obj.hour, obj.minute, obj.second, us))
-    return _ext(
-        EXT_TIME, _TIME_TZ.pack(obj.hour, obj.minute, obj.second, us, _offset_us(offset))
-    )
-
-
-def _enc_timedelta(obj: timedelta) -> ExtType:
-    return _ext(EXT_TIMEDELTA, _TIMEDELTA.pack(obj.days, obj.seconds, obj.microseconds))
-
-
-def _enc_uuid(obj: UUID) -> ExtType:
-    return _ext(EXT_UUID, obj.bytes)
 
 
 def _cannot_encode(obj: Any) -> CodecError:
@@ -317,49 +257,6 @@ def pack(obj: Any, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
 
 
 # --------------------------------------------------------------------------- decoding
-
-
-def _dec_decimal(data: bytes) -> Decimal:
-    return Decimal(data.decode("ascii"))
-
-
-def _dec_datetime(data: bytes) -> datetime:
-    if len(data) == 11:
-        y, mo, d, h, mi, s, us = _DATETIME.unpack(data)
-        tz = None
-    elif len(data) == 19:
-        y, mo, d, h, mi, s, us, off = _DATETIME_TZ.unpack(data)
-        tz = _tz(off)
-    else:
-        raise ValueError(f"expected 11 or 19 bytes, got {len(data)}")
-    return datetime(y, mo, d, h, mi, s, us & _MICROSECOND_MASK, tz, fold=us >> _FOLD_SHIFT)
-
-
-def _dec_date(data: bytes) -> date:
-    return date(*_DATE.unpack(data))
-
-
-def _dec_time(data: bytes) -> time:
-    if len(data) == 7:
-        h, mi, s, us = _TIME.unpack(data)
-        tz = None
-    elif len(data) == 15:
-        h, mi, s, us, off = _TIME_TZ.unpack(data)
-        tz = _tz(off)
-    else:
-        raise ValueError(f"expected 7 or 15 bytes, got {len(data)}")
-    return time(h, mi, s, us & _MICROSECOND_MASK, tz, fold=us >> _FOLD_SHIFT)
-
-
-def _dec_timedelta(data: bytes) -> timedelta:
-    days, seconds, microseconds = _TIMEDELTA.unpack(data)
-    if seconds >= 86400 or microseconds >= 1_000_000:
-        raise ValueError("seconds or microseconds out of their normalised range")
-    return timedelta(days, seconds, microseconds)
-
-
-def _dec_uuid(data: bytes) -> UUID:
-    return UUID(bytes=data)
 
 
 def _bad_payload(code: int, exc: Exception) -> CodecError:
