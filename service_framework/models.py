@@ -185,47 +185,62 @@ def _find_handler(creation: Mapping, preferred: str | None, where: str,
     return None
 
 
+def _typed_models(models: Any, what: str, allowed: frozenset[str], type_key: str,
+                  known: Mapping[str, Any], type_label: str):
+    """(side, name, model, type, where) of every model, its keys and its type checked."""
+    for side, named in _sides(models, what).items():
+        for name, model in named.items():
+            where = f"{what}.{side}.{name}"
+            _check_keys(model, allowed, type_key, where)
+            model_type = model[type_key]
+            if model_type not in known:
+                raise ModelError(f"{where}.{type_key}: unknown {type_label} {model_type!r} "
+                                 f"(known: {', '.join(sorted(known))})")
+            yield side, name, model, model_type, where
+
+
+def _checker(owner: str, model: Mapping, suffix: str, where: str) -> ArgsChecker:
+    """The checker of `required_<suffix>` and `optional_<suffix>` of a model."""
+    return ArgsChecker(owner, _mapping(model, f"required_{suffix}", where),
+                       _mapping(model, f"optional_{suffix}", where), where=where)
+
+
+def _check_setup_names(setup: Mapping, specs: Mapping, hook: str, what: str) -> None:
+    unknown = sorted(set(setup) - {name for _, name in specs})
+    if unknown:
+        raise ModelError(f"{hook}: {unknown[0]!r} is not a {what} of this service")
+
+
 def connection_specs(models: Any, setup: Mapping | None) -> dict[tuple[str, str], ConnectionSpec]:
     """Validates `connection_models` and builds one spec per connection."""
     setup = setup or {}
     specs: dict[tuple[str, str], ConnectionSpec] = {}
-    for side, named in _sides(models, "connection_models").items():
-        for name, model in named.items():
-            where = f"connection_models.{side}.{name}"
-            _check_keys(model, CONNECTION_MODEL_KEYS, "connection_type", where)
-            kind = model["connection_type"]
-            if kind not in CONNECTION_SIDES:
-                raise ModelError(f"{where}.connection_type: unknown connection type {kind!r} "
-                                 f"(known: {', '.join(sorted(CONNECTION_SIDES))})")
-            if CONNECTION_SIDES[kind] != side:
-                raise ModelError(f"{where}: a {kind} is an {CONNECTION_SIDES[kind]!r} "
-                                 f"connection, not {side!r}")
-            kind = "external_target" if kind == "external_request" else kind
-            creation = _creation(model, setup.get(name), "connection", where)
-            _check_creation(kind, creation, where)
-            handler = None
-            if kind == "external_target":
-                target = creation.pop("func_to_call", None) or creation.get("target")
-                if target is None:
-                    raise ModelError(f"{where}: an external_target needs a 'target' "
-                                     "creation argument (a callable or an import path)")
-                creation["target"] = resolve_target(target, where)
-            if side == "in":
-                handler = _find_handler(creation, HANDLER_KEYS.get(kind), where, required=True)
-            args = ArgsChecker(f"connection {name!r} arguments",
-                               _mapping(model, "required_arguments", where),
-                               _mapping(model, "optional_arguments", where), where=where)
-            returns = None
-            if kind in ("replyer", "requester", "external_target"):
-                returns = ArgsChecker(f"connection {name!r} return arguments",
-                                      _mapping(model, "required_return_arguments", where),
-                                      _mapping(model, "optional_return_arguments", where),
-                                      where=where)
-            specs[(side, name)] = ConnectionSpec(name, side, kind, creation, args, returns,
-                                                 handler)
-    unknown = sorted(set(setup) - {name for _, name in specs})
-    if unknown:
-        raise ModelError(f"setup_connections: {unknown[0]!r} is not a connection of this service")
+    for side, name, model, kind, where in _typed_models(
+            models, "connection_models", CONNECTION_MODEL_KEYS, "connection_type",
+            CONNECTION_SIDES, "connection type"):
+        if CONNECTION_SIDES[kind] != side:
+            raise ModelError(f"{where}: a {kind} is an {CONNECTION_SIDES[kind]!r} "
+                             f"connection, not {side!r}")
+        kind = "external_target" if kind == "external_request" else kind
+        creation = _creation(model, setup.get(name), "connection", where)
+        _check_creation(kind, creation, where)
+        handler = None
+        if kind == "external_target":
+            target = creation.pop("func_to_call", None) or creation.get("target")
+            if target is None:
+                raise ModelError(f"{where}: an external_target needs a 'target' "
+                                 "creation argument (a callable or an import path)")
+            creation["target"] = resolve_target(target, where)
+        if side == "in":
+            handler = _find_handler(creation, HANDLER_KEYS.get(kind), where, required=True)
+        args = _checker(f"connection {name!r} arguments", model, "arguments", where)
+        returns = None
+        if kind in ("replyer", "requester", "external_target"):
+            returns = _checker(f"connection {name!r} return arguments", model,
+                               "return_arguments", where)
+        specs[(side, name)] = ConnectionSpec(name, side, kind, creation, args, returns,
+                                             handler)
+    _check_setup_names(setup, specs, "setup_connections", "connection")
     return specs
 
 
@@ -233,40 +248,30 @@ def state_specs(models: Any, setup: Mapping | None) -> dict[tuple[str, str], Sta
     """Validates `state_models` and builds one spec per state."""
     setup = setup or {}
     specs: dict[tuple[str, str], StateSpec] = {}
-    for side, named in _sides(models, "state_models").items():
-        for name, model in named.items():
-            where = f"state_models.{side}.{name}"
-            _check_keys(model, STATE_MODEL_KEYS, "state_type", where)
-            state_type = model["state_type"]
-            if state_type not in STATE_KINDS:
-                raise ModelError(f"{where}.state_type: unknown state type {state_type!r} "
-                                 f"(known: {', '.join(sorted(STATE_KINDS))})")
-            kind, type_side = STATE_KINDS[state_type]
-            if type_side is not None and type_side != side:
-                raise ModelError(f"{where}: a {state_type} state belongs under {type_side!r}, "
-                                 f"not {side!r}")
-            protocol = {**_mapping(model, "required_state_arguments", where),
-                        **_mapping(model, "optional_state_arguments", where)}
-            unknown = sorted(set(protocol) - STATE_PROTOCOL_KEYS)
-            if unknown:
-                raise ModelError(f"{where}: unknown state argument {unknown[0]!r} "
-                                 f"(known: {', '.join(sorted(STATE_PROTOCOL_KEYS))})")
-            creation = _creation(model, setup.get(name), "state", where)
-            _check_creation("state", creation, where)
-            on_update = creation.get("on_update")
-            if on_update is not None and not callable(on_update):
-                raise ModelError(f"{where}.on_update: expected a callable, "
-                                 f"got {type(on_update).__name__}")
-            if on_update is not None and side == "out":
-                raise ModelError(f"{where}.on_update: only in-states take an on_update handler")
-            value = ArgsChecker(f"state {name!r}",
-                                _mapping(model, "required_arguments", where),
-                                _mapping(model, "optional_arguments", where), where=where)
-            specs[(side, name)] = StateSpec(name, side, kind, state_type, creation, value,
-                                            frozenset(protocol), on_update)
-    unknown = sorted(set(setup) - {name for _, name in specs})
-    if unknown:
-        raise ModelError(f"setup_states: {unknown[0]!r} is not a state of this service")
+    for side, name, model, state_type, where in _typed_models(
+            models, "state_models", STATE_MODEL_KEYS, "state_type", STATE_KINDS, "state type"):
+        kind, type_side = STATE_KINDS[state_type]
+        if type_side is not None and type_side != side:
+            raise ModelError(f"{where}: a {state_type} state belongs under {type_side!r}, "
+                             f"not {side!r}")
+        protocol = {**_mapping(model, "required_state_arguments", where),
+                    **_mapping(model, "optional_state_arguments", where)}
+        unknown = sorted(set(protocol) - STATE_PROTOCOL_KEYS)
+        if unknown:
+            raise ModelError(f"{where}: unknown state argument {unknown[0]!r} "
+                             f"(known: {', '.join(sorted(STATE_PROTOCOL_KEYS))})")
+        creation = _creation(model, setup.get(name), "state", where)
+        _check_creation("state", creation, where)
+        on_update = creation.get("on_update")
+        if on_update is not None and not callable(on_update):
+            raise ModelError(f"{where}.on_update: expected a callable, "
+                             f"got {type(on_update).__name__}")
+        if on_update is not None and side == "out":
+            raise ModelError(f"{where}.on_update: only in-states take an on_update handler")
+        value = _checker(f"state {name!r}", model, "arguments", where)
+        specs[(side, name)] = StateSpec(name, side, kind, state_type, creation, value,
+                                        frozenset(protocol), on_update)
+    _check_setup_names(setup, specs, "setup_states", "state")
     return specs
 
 

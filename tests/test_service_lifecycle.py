@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
 import threading
 import time
 from typing import Any
@@ -275,7 +276,8 @@ def test_idle_service_uses_no_measurable_cpu(tmp_path):
     process, port = start_service(tmp_path, "plain_service.py")
     try:
         before, started = cpu_seconds(process.pid), time.monotonic()
-        time.sleep(1.5)  # the measurement window itself, not a wait for something to happen
+        with pytest.raises(subprocess.TimeoutExpired):  # it keeps running for the window
+            process.wait(timeout=1.5)
         used = cpu_seconds(process.pid) - before
         elapsed = time.monotonic() - started
     finally:

@@ -11,7 +11,7 @@ import itertools
 
 from ..codec import CodecError
 from ..envelope import EnvelopeError, decode_reply, encode_request
-from ..errors import ArgumentError, RemoteError, RequestTimeout
+from ..errors import RemoteError, RequestTimeout
 from ..logs import get_logger
 from ..transport.base import SocketKind
 from .outbound import OutboundConnection
@@ -26,8 +26,6 @@ class Requester(OutboundConnection):
         creation = spec.creation
         self.timeout_s = float(creation.get("timeout_s", DEFAULT_TIMEOUT_S))
         self.retries = int(creation.get("retries", 0))
-        if self.timeout_s <= 0 or self.retries < 0:
-            raise ArgumentError(f"{self.label}: timeout_s must be > 0 and retries >= 0")
         self._ids = itertools.count(1)
         self._prefix = runtime.new_workflow_id()[:8]
         self.socket = None

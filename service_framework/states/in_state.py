@@ -46,8 +46,6 @@ class InState(Component):
         self.snapshot_timeout_s = float(creation.get("snapshot_timeout_s",
                                                      DEFAULT_SNAPSHOT_TIMEOUT_S))
         heartbeat_s = float(creation.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
-        if self.snapshot_timeout_s <= 0 or heartbeat_s <= 0:
-            raise ValueError(f"{self.label}: snapshot_timeout_s and heartbeat_s must be > 0")
         self.silence_s = LIVENESS * heartbeat_s  # until the out side tells its interval
         self.hwm = int(creation.get("hwm", DEFAULT_STATE_HWM))
         self.on_update = spec.on_update

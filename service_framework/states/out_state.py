@@ -118,8 +118,6 @@ class OutState(Component):
         creation = spec.creation
         self.topic = topic_bytes(creation, spec.name)
         self.heartbeat_s = float(creation.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
-        if self.heartbeat_s <= 0:
-            raise ValueError(f"{self.label}: heartbeat_s must be > 0")
         self.hwm = int(creation.get("hwm", DEFAULT_STATE_HWM))
         # The transport makes the epoch: random on ZeroMQ, from the seed on the memory bus.
         self.core = OutStateCore(spec.kind, epoch=runtime.new_workflow_id(),
