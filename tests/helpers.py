@@ -19,18 +19,13 @@ import types
 from pathlib import Path
 from typing import Any, Callable
 
+from service_framework_testing.ports import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 TEST_SERVICES = Path(__file__).resolve().parent / "services"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "service_framework"
 _module_ids = itertools.count()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def endpoint(port: int) -> str:
