@@ -1,8 +1,25 @@
 """service_framework: ZeroMQ microservices that can be tested deterministically."""
 
-from .errors import ArgumentError, ConfigError, ModelError, RemoteError, RequestTimeout
+from .errors import (
+    ArgumentError,
+    CodecError,
+    ConfigArgumentError,
+    ConfigError,
+    EnvelopeError,
+    ModelError,
+    ProtocolError,
+    RemoteError,
+    ReplayDivergence,
+    ReplayError,
+    RequestTimeout,
+    ServiceFrameworkError,
+    ServiceStopping,
+    TraceFormatError,
+)
 from .logs import get_logger
 from .service import Service
 
 __all__ = ["Service", "get_logger", "ArgumentError", "ModelError", "ConfigError",
-           "RequestTimeout", "RemoteError"]
+           "RequestTimeout", "RemoteError", "ServiceFrameworkError", "ConfigArgumentError",
+           "ServiceStopping", "CodecError", "EnvelopeError", "ProtocolError",
+           "TraceFormatError", "ReplayError", "ReplayDivergence"]

@@ -64,11 +64,11 @@ def _ext(code: int, data: bytes) -> ExtType:
     return _tuple_new(ExtType, (code, data))
 
 
-def _enc_decimal(obj: Decimal) -> ExtType:
+def encode_decimal(obj: Decimal) -> ExtType:
     return _tuple_new(ExtType, (EXT_DECIMAL, str(obj).encode("ascii")))
 
 
-def _enc_datetime(obj: datetime) -> ExtType:
+def encode_datetime(obj: datetime) -> ExtType:
     offset = obj.utcoffset()
     us = obj.microsecond | (obj.fold << _FOLD_SHIFT)
     if offset is None:
@@ -83,11 +83,11 @@ def _enc_datetime(obj: datetime) -> ExtType:
     return _tuple_new(ExtType, (EXT_DATETIME, data))
 
 
-def _enc_date(obj: date) -> ExtType:
+def encode_date(obj: date) -> ExtType:
     return _ext(EXT_DATE, _DATE.pack(obj.year, obj.month, obj.day))
 
 
-def _enc_time(obj: time) -> ExtType:
+def encode_time(obj: time) -> ExtType:
     offset = obj.utcoffset()
     us = obj.microsecond | (obj.fold << _FOLD_SHIFT)
     if offset is None:
@@ -97,19 +97,19 @@ def _enc_time(obj: time) -> ExtType:
     )
 
 
-def _enc_timedelta(obj: timedelta) -> ExtType:
+def encode_timedelta(obj: timedelta) -> ExtType:
     return _ext(EXT_TIMEDELTA, _TIMEDELTA.pack(obj.days, obj.seconds, obj.microseconds))
 
 
-def _enc_uuid(obj: UUID) -> ExtType:
+def encode_uuid(obj: UUID) -> ExtType:
     return _ext(EXT_UUID, obj.bytes)
 
 
-def _dec_decimal(data: bytes) -> Decimal:
+def decode_decimal(data: bytes) -> Decimal:
     return Decimal(data.decode("ascii"))
 
 
-def _dec_datetime(data: bytes) -> datetime:
+def decode_datetime(data: bytes) -> datetime:
     if len(data) == 11:
         y, mo, d, h, mi, s, us = _DATETIME.unpack(data)
         tz = None
@@ -121,11 +121,11 @@ def _dec_datetime(data: bytes) -> datetime:
     return datetime(y, mo, d, h, mi, s, us & _MICROSECOND_MASK, tz, fold=us >> _FOLD_SHIFT)
 
 
-def _dec_date(data: bytes) -> date:
+def decode_date(data: bytes) -> date:
     return date(*_DATE.unpack(data))
 
 
-def _dec_time(data: bytes) -> time:
+def decode_time(data: bytes) -> time:
     if len(data) == 7:
         h, mi, s, us = _TIME.unpack(data)
         tz = None
@@ -137,12 +137,32 @@ def _dec_time(data: bytes) -> time:
     return time(h, mi, s, us & _MICROSECOND_MASK, tz, fold=us >> _FOLD_SHIFT)
 
 
-def _dec_timedelta(data: bytes) -> timedelta:
+def decode_timedelta(data: bytes) -> timedelta:
     days, seconds, microseconds = _TIMEDELTA.unpack(data)
     if seconds >= 86400 or microseconds >= 1_000_000:
         raise ValueError("seconds or microseconds out of their normalised range")
     return timedelta(days, seconds, microseconds)
 
 
-def _dec_uuid(data: bytes) -> UUID:
+def decode_uuid(data: bytes) -> UUID:
     return UUID(bytes=data)
+
+
+# The scalar types with an ext code, in an order where a subclass comes before its base
+# (datetime before date): what the codec's encoder and decoder tables start from.
+SCALAR_ENCODERS = {
+    Decimal: encode_decimal,
+    datetime: encode_datetime,
+    date: encode_date,
+    time: encode_time,
+    timedelta: encode_timedelta,
+    UUID: encode_uuid,
+}
+SCALAR_DECODERS = {
+    EXT_DECIMAL: decode_decimal,
+    EXT_DATETIME: decode_datetime,
+    EXT_DATE: decode_date,
+    EXT_TIME: decode_time,
+    EXT_TIMEDELTA: decode_timedelta,
+    EXT_UUID: decode_uuid,
+}

@@ -1,12 +1,33 @@
-"""`service_framework -s svc.py …`: run, check, record or replay a service."""
+"""`service_framework -s svc.py …`: run, check, record or replay a service.
+
+`replay` is the replay of a service from its file (``--replay``): the walk itself is the
+trace package's `ReplayDriver`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Sequence
+import traceback
+from typing import Any, Iterable, Mapping, Sequence
 
-from .errors import ArgumentError, ConfigError, ModelError
+from .addresses import load_addresses
+from .config import parse_extras
+from .errors import (
+    ArgumentError,
+    ConfigError,
+    ModelError,
+    ReplayDivergence,
+    ReplayError,
+    TraceFormatError,
+)
+from .loader import load_service
+from .logs import check_level, get_logger, setup_logging
+from .security import keygen
+from .service import Service
+from .trace import ReplayDriver, ReplayReport, Trace, memory_addresses, read_trace, started_at
+from .transport.memory import MemoryBus
 
 EXIT_OK, EXIT_CRASH, EXIT_LOAD_ERROR = 0, 1, 2
 LOAD_ERRORS = (ModelError, ConfigError, ArgumentError)
@@ -76,19 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(parser, options, rest)
     except LOAD_ERRORS as error:
         if debug:
-            import traceback
-
             traceback.print_exc()
         print(f"service_framework: error: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_LOAD_ERROR
 
 
 def _run(parser: argparse.ArgumentParser, options: argparse.Namespace, rest: list[str]) -> int:
-    from .config import parse_extras
-
     if options.keygen:
-        from .security import keygen
-
         for path in keygen(options.keygen):
             print(path)
         return EXIT_OK
@@ -96,25 +111,17 @@ def _run(parser: argparse.ArgumentParser, options: argparse.Namespace, rest: lis
         parser.print_usage(sys.stderr)
         print("service_framework: error: -s/--service is required", file=sys.stderr)
         return EXIT_LOAD_ERROR
-    from .logs import check_level
-
     check_level(options.console_loglevel)
     check_level(options.file_loglevel)
     extras = parse_extras(rest)
     if options.replay_path:
-        from .replay import replay_cli
-
-        return replay_cli(options, extras)
+        return _replay_command(options, extras)
     if options.check:
-        from .loader import load_service
-
         definition = load_service(options.service_path, config=options.config_path,
                                   extras=extras, addresses=options.addresses_path,
                                   main_mode=options.main_mode)
         print(_summary(definition))
         return EXIT_OK
-
-    from .service import Service
 
     service = Service(service_path=options.service_path, config=options.config_path,
                       addresses=options.addresses_path,
@@ -129,11 +136,73 @@ def _run(parser: argparse.ArgumentParser, options: argparse.Namespace, rest: lis
     except LOAD_ERRORS:
         raise
     except Exception:
-        from .logs import get_logger
-
         get_logger().exception("service crashed")
         return EXIT_CRASH
     return EXIT_OK
+
+
+def replay(trace: Trace | str | os.PathLike, service: Any, *,
+           config: Mapping | str | os.PathLike | None = None,
+           extras: Mapping[str, str] | None = None,
+           addresses: Mapping | str | os.PathLike | None = None,
+           main_mode: bool | None = None, mask: Iterable[str] | str = (),
+           follow_time: bool = True) -> ReplayReport:
+    """Replays `trace` against `service` (a path or module) on a memory bus of its own.
+
+    Without `config` or `extras`, the config recorded in the trace's header is used; main
+    mode too comes from the header unless given. Without `addresses` every socket gets a
+    name on the replay's bus; given ones are used without their `security` section.
+    Raises `ReplayDivergence` at the first difference; returns a `ReplayReport` when
+    everything matched.
+    """
+    if not isinstance(trace, Trace):
+        trace = read_trace(trace)
+    header = trace.header
+    if config is None and not extras:
+        config = trace.config
+    if main_mode is None:
+        main_mode = bool(header.get("main_mode", False))
+    if addresses is not None:  # a replay runs in-process: CurveZMQ has nothing to guard
+        addresses = {key: value for key, value in load_addresses(addresses).items()
+                     if key != "security"}
+    seed = header.get("seed")
+    bus = MemoryBus(seed=seed if isinstance(seed, int) else 0, start=started_at(header))
+    definition = load_service(service, config=config, extras=extras, addresses=addresses,
+                              main_mode=main_mode, addresses_for=memory_addresses)
+    driver = ReplayDriver(trace, bus, mask=mask, follow_time=follow_time)
+    instance = Service.from_definition(definition, transport=bus)
+    instance.runtime_listeners.append(driver.watch)
+    instance.run_service()
+    try:
+        return driver.run()
+    finally:
+        driver.finish()
+        driver.close()
+        instance.stop_service()
+
+
+def _replay_command(options: Any, extras: Mapping[str, str]) -> int:
+    """``service_framework --replay TRACE -s svc.py``: 0 when it matches, 1 at a divergence."""
+    setup_logging(options.console_loglevel, options.log_path, options.file_loglevel,
+                  int(options.backup_count))
+    try:
+        trace = read_trace(options.replay_path)
+    except TraceFormatError as error:
+        print(f"service_framework: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        report = replay(trace, options.service_path, config=options.config_path,
+                        extras=extras or None, addresses=options.addresses_path,
+                        main_mode=True if options.main_mode else None,
+                        mask=getattr(options, "mask", None) or ())
+    except ReplayDivergence as divergence:
+        print(divergence, flush=True)
+        return 1
+    except ReplayError as error:
+        print(f"service_framework: error: {error}", file=sys.stderr)
+        return 2
+    print(report, flush=True)
+    return 0
 
 
 def entry_point() -> None:

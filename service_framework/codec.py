@@ -39,16 +39,14 @@ The ext codes and the byte layouts of the scalar ext types live in `_ext_types`.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Callable
-from uuid import UUID
 
 import msgpack
 from msgpack import ExtType
 from msgpack.exceptions import ExtraData, FormatError, StackError
 
-from service_framework.errors import ServiceFrameworkError
+from service_framework.errors import CodecError
 
 from ._ext_types import (
     EXT_DATE,
@@ -60,18 +58,8 @@ from ._ext_types import (
     EXT_TIMEDELTA,
     EXT_TUPLE,
     EXT_UUID,
-    _dec_date,
-    _dec_datetime,
-    _dec_decimal,
-    _dec_time,
-    _dec_timedelta,
-    _dec_uuid,
-    _enc_date,
-    _enc_datetime,
-    _enc_decimal,
-    _enc_time,
-    _enc_timedelta,
-    _enc_uuid,
+    SCALAR_DECODERS,
+    SCALAR_ENCODERS,
 )
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "MAX_EXT_DEPTH", "CodecError", "pack", "unpack"]
@@ -81,10 +69,6 @@ DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 MAX_EXT_DEPTH = 64
 """How deep tuples/sets may nest inside each other (each level is a nested msgpack payload)."""
-
-
-class CodecError(ServiceFrameworkError, ValueError):
-    """A value cannot be encoded, or bytes cannot be decoded, by the wire codec."""
 
 
 _EXT_NAMES = {
@@ -167,12 +151,7 @@ def _make_default(depth: int) -> Callable[[Any], Any]:
         return enc_sorted_items(EXT_FROZENSET, obj)
 
     encoders: dict[type, Callable[[Any], Any]] = {
-        Decimal: _enc_decimal,
-        datetime: _enc_datetime,
-        date: _enc_date,
-        time: _enc_time,
-        timedelta: _enc_timedelta,
-        UUID: _enc_uuid,
+        **SCALAR_ENCODERS,
         tuple: enc_tuple,
         set: enc_set,
         frozenset: enc_frozenset,
@@ -188,12 +167,7 @@ def _make_default(depth: int) -> Callable[[Any], Any]:
         (tuple, enc_tuple),
         (frozenset, enc_frozenset),
         (set, enc_set),
-        (Decimal, _enc_decimal),
-        (datetime, _enc_datetime),
-        (date, _enc_date),
-        (time, _enc_time),
-        (timedelta, _enc_timedelta),
-        (UUID, _enc_uuid),
+        *SCALAR_ENCODERS.items(),
     )
 
     def default(obj: Any) -> Any:
@@ -289,12 +263,7 @@ def _make_ext_hook(depth: int) -> Callable[[int, bytes], Any]:
         return frozenset(items(data))
 
     decoders: dict[int, Callable[[bytes], Any]] = {
-        EXT_DECIMAL: _dec_decimal,
-        EXT_DATETIME: _dec_datetime,
-        EXT_DATE: _dec_date,
-        EXT_TIME: _dec_time,
-        EXT_TIMEDELTA: _dec_timedelta,
-        EXT_UUID: _dec_uuid,
+        **SCALAR_DECODERS,
         EXT_SET: dec_set,
         EXT_FROZENSET: dec_frozenset,
         EXT_TUPLE: dec_tuple,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .addresses import endpoints
-from .transport.base import Socket, SocketKind
+from .transport.base import Socket
+from .wiring import socket_needs
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -22,6 +23,7 @@ class Component:
         self.side: str = spec.side
         self.runtime = runtime
         self.sockets: list[Socket] = []
+        self._needs = {need.key: need for need in socket_needs(self.section, self.side, spec)}
 
     @property
     def label(self) -> str:
@@ -32,17 +34,18 @@ class Component:
         return endpoints(self.runtime.definition.addresses, self.section, self.side, self.name,
                          key, many=many)
 
-    def open_socket(self, kind: SocketKind, key: str, *, bind: bool, many: bool = False,
-                    hwm: int = 1000) -> Socket:
-        """A socket bound or connected to this component's addresses under `key`."""
-        socket = self.runtime.transport.socket(kind, owner=f"{self.runtime.name}.{self.name}",
-                                               hwm=hwm)
+    def open_socket(self, key: str, *, hwm: int = 1000) -> Socket:
+        """The socket this component needs under address `key` (see `wiring`), bound or
+        connected to its addresses."""
+        need = self._needs[key]
+        socket = self.runtime.transport.socket(need.kind,
+                                               owner=f"{self.runtime.name}.{self.name}", hwm=hwm)
         self.sockets.append(socket)
         security = self.runtime.definition.security
         if security is not None:  # CurveZMQ (SPEC §15): before any bind or connect
-            security.secure(socket, self.section, self.name, bind=bind)
-        for endpoint in self.endpoints(key, many=many):
-            if bind:
+            security.secure(socket, self.section, self.name, bind=need.binds)
+        for endpoint in self.endpoints(key, many=need.many):
+            if need.binds:
                 self.bound_endpoint = socket.bind(endpoint)
             else:
                 socket.connect(endpoint)
@@ -66,3 +69,27 @@ class Component:
 
     def on_timer(self, now: float) -> None:
         """Runs when `next_deadline()` has passed."""
+
+
+def topic_bytes(creation: dict, default: str) -> bytes:
+    topic = creation.get("topic", default)
+    return topic if isinstance(topic, bytes) else str(topic).encode()
+
+
+class SubscriptionCounter:
+    """Counts live subscriptions per topic from the messages an XPUB socket receives."""
+
+    def __init__(self) -> None:
+        self.counts: dict[bytes, int] = {}
+
+    def read(self, socket: Socket) -> None:
+        while (frames := socket.recv()) is not None:
+            message = frames[0]
+            if message[:1] == b"\x01":
+                self.counts[message[1:]] = self.counts.get(message[1:], 0) + 1
+            elif message[:1] == b"\x00":
+                self.counts[message[1:]] = max(0, self.counts.get(message[1:], 0) - 1)
+
+    def matching(self, topic: bytes) -> int:
+        # ZMQ filters are prefixes: a subscription to b"" or to a prefix also receives us.
+        return sum(n for prefix, n in self.counts.items() if topic.startswith(prefix))

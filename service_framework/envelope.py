@@ -10,13 +10,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from . import codec
-from .errors import ServiceFrameworkError
+from .errors import EnvelopeError
 
 VERSION = 1
-
-
-class EnvelopeError(ServiceFrameworkError, ValueError):
-    """A body decoded but is not a valid envelope of this protocol version."""
 
 
 class Request(NamedTuple):

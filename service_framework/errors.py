@@ -1,10 +1,17 @@
-"""The framework's error classes: each says what was expected, what was found, and where.
+"""The framework's error classes, all of them: each says what was expected, what was found,
+and where.
 
-Also how an error an out connection raises is written in a trace, and raised again by a
-replay (`error_record`, `recorded_error`).
+One module, so that a caller finds every type it may catch in one place (and
+`service_framework` exports each of them); the modules that raise them import them from
+here. Nothing else lives here: how an error is written in a trace and raised again by a
+replay is in `service_framework.events`.
 """
 
 from __future__ import annotations
+
+import difflib
+import json
+import os
 
 
 class ServiceFrameworkError(Exception):
@@ -49,32 +56,77 @@ class RemoteError(ServiceFrameworkError):
         return (RemoteError, (self.remote_type, self.remote_message, self.connection))
 
 
-# How an exception that an out connection raises to the service is recorded in an ``in
-# error`` event (SPEC §12), and raised again by a replay. An error *reply* is recorded as it
-# came over the wire, ``{"type", "message"}`` of the remote side, and is replayed as the
-# `RemoteError` the requester raised for it. An exception raised on this side (a requester's
-# `RequestTimeout`, whatever an external target or a stub raised) is marked ``"raised":
-# true``; a replay raises the framework's own errors again as they were (`RequestTimeout`,
-# and `RemoteError` with its remote type, message and connection) and any other type as a
-# `RemoteError` carrying the recorded type and message: a trace names a class, and a
-# replay never imports or builds arbitrary classes from a file. (A handler that catches
-# such a class, `KeyError` say, takes another path in the replay, which reports it.)
-def error_record(error: BaseException) -> dict:
-    """The ``error`` of the ``in error`` event for `error`, raised on this side."""
-    record = {"type": type(error).__name__, "message": str(error), "raised": True}
-    if isinstance(error, RemoteError):
-        record.update(remote_type=error.remote_type, remote_message=error.remote_message,
-                      connection=error.connection)
-    return record
+# -- the wire (SPEC §7, §8) -----------------------------------------------------------------
+class CodecError(ServiceFrameworkError, ValueError):
+    """A value cannot be encoded, or bytes cannot be decoded, by the wire codec."""
 
 
-def recorded_error(record: dict, connection: str) -> ServiceFrameworkError:
-    """The exception to raise again for a recorded ``in error`` of out `connection`."""
-    error_type, message = str(record.get("type", "Error")), str(record.get("message", ""))
-    if record.get("raised") is True:
-        if error_type == "RequestTimeout":
-            return RequestTimeout(message)
-        if error_type == "RemoteError" and "remote_type" in record:
-            return RemoteError(str(record["remote_type"]), str(record.get("remote_message", "")),
-                               str(record.get("connection", "")))
-    return RemoteError(error_type, message, connection)
+class EnvelopeError(ServiceFrameworkError, ValueError):
+    """A body decoded but is not a valid envelope of this protocol version."""
+
+
+class ProtocolError(ServiceFrameworkError, ValueError):
+    """A body decoded but is not a state-protocol message of this version."""
+
+
+# -- traces and replay (SPEC §12) -----------------------------------------------------------
+class TraceFormatError(ServiceFrameworkError, ValueError):
+    """A trace file cannot be read; the message names the file and the line."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None,
+                 line: int | None = None) -> None:
+        self.path = os.fspath(path) if path is not None else None
+        self.line = line
+        where = ":".join(str(part) for part in (self.path, line) if part is not None)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ReplayError(ServiceFrameworkError, ValueError):
+    """A replay cannot start: no trace in record mode 'none', not on the memory bus, …"""
+
+
+class ReplayDivergence(AssertionError):
+    """A replay sent something other than the recording at event `index` (0-based).
+
+    `expected` and `actual` are trace records (dicts in trace-line form, without ``t``), or
+    None for "nothing": the recording expected nothing more, or the service sent nothing.
+    An `AssertionError` (not a `ServiceFrameworkError`): it fails a test like an assert.
+    """
+
+    def __init__(self, index: int, expected: dict | None, actual: dict | None,
+                 reason: str = "", *, path: str | None = None, line: int | None = None) -> None:
+        self.index = index
+        self.expected = expected
+        self.actual = actual
+        self.reason = reason
+        self.path = path
+        self.line = line
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = f" ({self.path}, line {self.line})" if self.path and self.line else ""
+        lines = [f"replay diverged at event {self.index}{where}"
+                 + (f": {self.reason}" if self.reason else ""),
+                 f"  expected: {_one_line(self.expected)}",
+                 f"  actual:   {_one_line(self.actual)}"]
+        if self.expected is not None and self.actual is not None:
+            diff = difflib.unified_diff(
+                json.dumps(self.expected, indent=2, ensure_ascii=False).splitlines(),
+                json.dumps(self.actual, indent=2, ensure_ascii=False).splitlines(),
+                "expected", "actual", n=1, lineterm="")
+            lines.append("  diff:")
+            lines.extend(f"    {line}" for line in diff)
+        return "\n".join(lines)
+
+    def __reduce__(self):  # keep pickling working: the message is built from the fields
+        return (_rebuild_divergence, (self.index, self.expected, self.actual, self.reason,
+                                      self.path, self.line))
+
+
+def _one_line(record: dict | None) -> str:
+    """A compared record in a divergence message (pure formatting)."""
+    return "(nothing)" if record is None else json.dumps(record, ensure_ascii=False)
+
+
+def _rebuild_divergence(index, expected, actual, reason, path, line) -> ReplayDivergence:
+    return ReplayDivergence(index, expected, actual, reason, path=path, line=line)

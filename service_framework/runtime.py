@@ -8,37 +8,20 @@ from __future__ import annotations
 
 import copy
 import threading
-from types import MappingProxyType
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from .codec import DEFAULT_MAX_MESSAGE_BYTES
 from .component import Component
+from .connections import build_connection
 from .errors import ArgumentError
+from .events import Event, Sent
 from .loader import ServiceDefinition
 from .logs import get_logger, service_name_var, workflow_id_var
+from .states import build_state
+from .states.view import StatesView
 from .transport.base import Socket, Transport
 
 log = get_logger()
-
-
-class Event(NamedTuple):
-    """One thing that crossed the service's edge, for traces and the harness outbox."""
-
-    t: float
-    dir: str  # 'in' or 'out'
-    kind: str  # 'request', 'reply', 'message', 'state', 'error'
-    name: str
-    workflow_id: str
-    payload: dict
-
-
-class Sent(NamedTuple):
-    """One `to_send` call: what the service sent and, for requests, what came back."""
-
-    output_type: str
-    output_name: str
-    args: dict
-    reply: dict | None = None
 
 
 class Runtime:
@@ -47,9 +30,6 @@ class Runtime:
     def __init__(self, definition: ServiceDefinition, transport: Transport, *,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  drain_s: float = 1.0) -> None:
-        from .connections import build_connection
-        from .states import build_state
-
         self.definition = definition
         self.name = definition.name
         self.config = definition.config
@@ -68,7 +48,7 @@ class Runtime:
         self._watchers: dict[Socket, Callable[[Socket], None]] = {}
         self._pending_signals: list[tuple[str, int, Any]] = []
         self._state_values: dict[str, dict] = {}
-        self.states = MappingProxyType(self._state_values)
+        self.states = StatesView(self._state_values, self._is_synced)
         self.step_lock = threading.RLock()  # one step at a time, whoever drives
         self.in_connections = {}
         self.out_connections = {}
@@ -115,6 +95,11 @@ class Runtime:
 
     def set_state_value(self, name: str, value: dict) -> None:
         self._state_values[name] = value
+
+    def _is_synced(self, name: str) -> bool | None:
+        if name in self.in_states:
+            return self.in_states[name].synced
+        return True if name in self.out_states else None
 
     def count(self, key: str, n: int = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + n
@@ -228,6 +213,22 @@ class Runtime:
             return function(*args)
         finally:
             workflow_id_var.reset(token)
+
+    def run_handler(self, handler: Callable, args: dict, workflow_id: str) -> Any:
+        """An inbound handler, `handler(args, to_send, states, config)`, in its workflow."""
+        return self.call(handler, args, self.to_send, self.states, self.config,
+                         workflow_id=workflow_id)
+
+    def run_handler_guarded(self, handler: Callable, args: dict, workflow_id: str, *,
+                            where: str, counter: str) -> None:
+        """A handler nobody waits on (a subscriber's, an `on_update`): a failure is counted
+        under `counter` and logged, and the service goes on."""
+        try:
+            self.run_handler(handler, args, workflow_id)
+        except Exception as error:
+            self.count(counter)
+            log.exception("%s raised %s; the service goes on", where, type(error).__name__,
+                          extra={"workflow_id": workflow_id})
 
     def guard(self, function: Callable, *args: Any, where: str) -> Any:
         """Runs framework or user code whose failure must not stop the loop."""

@@ -39,7 +39,7 @@ the file's section still applies (a hook cannot turn security off by omission).
 A secret key never appears in a log line, an error message, a repr, a trace or the
 config: it lives only in a `KeyPair` and is handed to the transport's socket.
 This module is transport-agnostic: sockets are secured through the `Socket` interface
-(`secure_server` / `secure_client`); only `keygen` uses pyzmq, to write key files.
+(`secure_server` / `secure_client`); `keygen` has the transport write key files.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def keygen(directory: str | os.PathLike, name: str | None = None) -> list[Path]:
     ``--keygen keys/orders`` gives ``keys/orders/orders.key``. Existing files are never
     overwritten (ConfigError). Returns the two paths, public first.
     """
-    import zmq.auth
+    from .transport.curve import write_key_files
 
     folder = Path(directory).expanduser()
     name = name or folder.resolve().name or "service"
@@ -92,7 +92,7 @@ def keygen(directory: str | os.PathLike, name: str | None = None) -> list[Path]:
                 raise ConfigError(f"--keygen: {path} already exists; remove it or choose "
                                   "another folder") from None
             created.append(path)
-        zmq.auth.create_certificates(folder, name)  # writes exactly these two files
+        write_key_files(folder, name)  # writes exactly these two files
         os.chmod(secret, 0o600)
     except BaseException:
         for path in created:

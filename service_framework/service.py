@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -85,35 +86,31 @@ class Service:
         self.drain_s = drain_s
         self.max_message_bytes = int(max_message_bytes)  # bodies over it are refused (§8)
         self.runtime: Runtime | None = None
-        self._loop_thread: threading.Thread | None = None
-        self._main_thread: threading.Thread | None = None
-        self._recorder = None
+        self._crashed: Runtime | None = None  # the runtime `crash()` ended, until `restart()`
+        self._recorders: list = []  # the TraceRecorders this service closes when it stops
         self.main_result: Any = None
         self.main_error: BaseException | None = None
         self._stopped = threading.Event()
-        self._bus_thread: threading.Thread | None = None  # a blocking run on the memory bus
         # Called with each new Runtime before it opens (the harness attaches its outbox).
         self.runtime_listeners: list = []
 
     # -- starting -----------------------------------------------------------------------
-    def _start_runtime(self) -> Runtime:
+    def _start_runtime(self, previous: Runtime | None = None) -> Runtime:
         if self.runtime is not None and not self.runtime.closed:
             raise RuntimeError(f"service {self.definition.name!r} is already running")
         runtime = Runtime(self.definition, self.transport, drain_s=self.drain_s,
                           max_message_bytes=self.max_message_bytes)
+        if previous is not None:  # a restart: what listened to the old runtime goes on
+            runtime.sent_listeners.extend(previous.sent_listeners)
+            runtime.event_listeners.extend(previous.event_listeners)
         for listener in self.runtime_listeners:
             listener(runtime)
-        if self.record_path is not None:
-            from .trace import TraceRecorder
-
-            self._recorder = TraceRecorder.attach(runtime, self.record_path,
-                                                  seed=getattr(self.transport, "seed", None))
+        if self.record_path is not None and previous is None:
+            self._record(runtime, self.record_path)
         try:
             runtime.open()
         except BaseException:
-            if self._recorder is not None:  # binding failed: nothing ran, close the file
-                self._recorder.close()
-                self._recorder = None
+            self._close_recordings()  # binding failed: nothing ran, close the file
             raise
         self.runtime = runtime
         self._stopped.clear()
@@ -122,72 +119,53 @@ class Service:
         try:
             runtime.init()
         except BaseException:
-            self._finish()
+            self._finish(runtime)
             raise
-        self.transport.attach(runtime)
         return runtime
 
-    def _loop(self) -> None:
-        try:
-            self.runtime.run()
-        finally:
-            self._finish()
-
-    def _finish(self) -> None:
-        runtime = self.runtime
-        if runtime is None or runtime.closed:
+    def _finish(self, runtime: Runtime) -> None:
+        """After the last step: drains (unless crashed), closes, and says so."""
+        if runtime.closed:
             return
+        crashed = runtime is self._crashed
         try:
-            runtime.drain()
+            if not crashed:
+                runtime.drain()
         finally:
             with _running_lock:
                 _running.pop(id(self), None)
-            self.transport.detach(runtime)
             runtime.close()
-            if self._recorder is not None:
-                self._recorder.close()
+            if not crashed:  # a crashed service's traces go on when it restarts
+                self._close_recordings()
             self._stopped.set()
-            log.info("service %r stopped", runtime.name, extra={"service": runtime.name})
+            log.info("service %r %s", runtime.name, "crashed" if crashed else "stopped",
+                     extra={"service": runtime.name})
+
+    def _serve(self, runtime: Runtime) -> None:
+        self.transport.scheduler.start(runtime, functools.partial(self._finish, runtime))
 
     def run_service(self) -> "Service":
-        """Starts serving on a thread of its own (or on the memory bus) and returns."""
-        self._start_runtime()
-        if not self.transport.drives_runtimes:
-            self._loop_thread = threading.Thread(target=self._loop, daemon=True,
-                                                 name=f"sf-{self.definition.name}")
-            self._loop_thread.start()
+        """Starts serving (on a thread of its own, or on the memory bus) and returns."""
+        self._serve(self._start_runtime())
         return self
 
     def run_service_blocking(self) -> None:
         """Serves in this thread until stopped; SIGINT/SIGTERM run the handlers, then stop."""
         runtime = self._start_runtime()
         with _SignalRouting(lambda name, signum, frame: runtime.signal(name, signum, frame),
-                            wakeup_fd=getattr(runtime.poller, "wakeup_fd", None)):
-            if self.transport.drives_runtimes:
-                self._bus_thread = threading.current_thread()
-                try:
-                    self.transport.run_until_stopped(runtime)
-                finally:
-                    self._bus_thread = None
-                    self._finish()
-            else:
-                self._loop()
+                            wakeup_fd=runtime.poller.wakeup_fd):
+            self.transport.scheduler.run_blocking(runtime,
+                                                  functools.partial(self._finish, runtime))
 
     def run_service_as_main(self) -> "Service":
-        """Runs `main` on a thread while inbound connections are served; stops when it returns.
+        """Runs `main` beside the inbound connections; the service stops when it returns.
 
-        On the memory bus, which is single-threaded, `main` runs to completion before this
-        returns.
+        `main` runs on a thread of its own; on the memory bus, where one thread steps every
+        service, it runs to completion before this returns.
         """
         require_main_mode(self.definition)
         self.run_service()
-        if self.transport.drives_runtimes:
-            self._run_main_catching()
-            self.stop_service()
-            return self
-        self._main_thread = threading.Thread(target=self._main_then_stop, daemon=True,
-                                             name=f"sf-{self.definition.name}-main")
-        self._main_thread.start()
+        self.transport.scheduler.spawn(self._main_then_stop, name=f"sf-{self.name}-main")
         return self
 
     def run_service_as_main_blocking(self) -> Any:
@@ -223,10 +201,40 @@ class Service:
             log.exception("main raised %s", type(error).__name__)
 
     def _main_then_stop(self) -> None:
+        runtime = self.runtime
         try:
             self._run_main_catching()
         finally:
-            self.runtime.request_stop()
+            self.transport.scheduler.stop(runtime, 0.0)  # its loop finishes it; no waiting
+
+    # -- recording (SPEC §12) -----------------------------------------------------------
+    def record_to(self, path: str | os.PathLike, *, append: bool = False) -> Any:
+        """Records the running service's messages to the trace at `path` from now on.
+
+        `record_path` records a service from its start; this starts recording one that
+        runs (the `sf_trace` fixture uses it). `append` continues an existing trace. The
+        service writes and closes the trace when it stops; `close()` on the returned
+        `TraceRecorder` ends the recording sooner.
+        """
+        runtime = self.runtime
+        if runtime is None or runtime.closed:
+            raise RuntimeError(f"service {self.name!r} is not running: nothing to record")
+        return self._record(runtime, path, append=append)
+
+    def _record(self, runtime: Runtime, path: str | os.PathLike, *, append: bool = False) -> Any:
+        # Imported here: the trace package imports this module (its replay entry builds a
+        # Service), a cycle; and a service that records nothing never loads it.
+        from .trace.recorder import TraceRecorder
+
+        recorder = TraceRecorder.attach(runtime, path, append=append,
+                                        seed=self.transport.seed)
+        self._recorders.append(recorder)
+        return recorder
+
+    def _close_recordings(self) -> None:
+        recorders, self._recorders = self._recorders, []
+        for recorder in recorders:
+            recorder.close()
 
     # -- stopping -----------------------------------------------------------------------
     def stop_service(self) -> None:
@@ -234,19 +242,32 @@ class Service:
         runtime = self.runtime
         if runtime is None or runtime.closed:
             return
-        runtime.request_stop()
-        bus_thread = self._bus_thread
-        if bus_thread is not None and bus_thread is not threading.current_thread():
-            self._stopped.wait(STOP_JOIN_S)  # the blocking run finishes the service
-            return
-        thread = self._loop_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(STOP_JOIN_S)
-            if thread.is_alive():
-                log.warning("service %r: a handler is still running after %.1fs",
-                            runtime.name, STOP_JOIN_S)
-        elif thread is None:
-            self._finish()
+        if not self.transport.scheduler.stop(runtime, STOP_JOIN_S):
+            log.warning("service %r: a handler is still running after %.1fs",
+                        runtime.name, STOP_JOIN_S)
+
+    # -- faults -------------------------------------------------------------------------
+    def crash(self) -> None:
+        """Ends the service abruptly, as a killed process ends: no drain, what its sockets
+        held is lost. `restart()` starts it again (fault injection in tests uses both)."""
+        runtime = self.runtime
+        if runtime is None or runtime.closed:
+            raise RuntimeError(f"service {self.name!r} is not running: nothing to crash")
+        self._crashed = runtime
+        if not self.transport.scheduler.stop(runtime, STOP_JOIN_S):
+            log.warning("service %r: a handler is still running after %.1fs",
+                        runtime.name, STOP_JOIN_S)
+
+    def restart(self) -> "Service":
+        """Starts a crashed service again on a fresh runtime: states begin a new epoch,
+        `init_function` runs again, and what listened to the old runtime (the harness's
+        outbox, trace recorders) listens to the new one."""
+        crashed = self._crashed
+        if crashed is None or crashed is not self.runtime or not crashed.closed:
+            raise RuntimeError(f"service {self.name!r} did not crash: nothing to restart")
+        self._serve(self._start_runtime(previous=crashed))
+        self._crashed = None
+        return self
 
     @property
     def name(self) -> str:

@@ -393,6 +393,17 @@ class ArgsChecker:
             raise ArgumentError(f"{self.owner}: missing required key{plural} {listing}")
         return args
 
+    def check_return(self, value: Any) -> dict:
+        """A handler's or a peer's return value: `None` means `{}` when no key is modelled;
+        with no model every dict passes; otherwise `check`."""
+        if self.keys:
+            return self.check(value)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ArgumentError(f"{self.owner}: expected a dict, got {type(value).__name__}")
+        return value
+
     def _unknown(self, key: Any) -> None:
         allowed = ", ".join(repr(k) for k in self.forms) or "none"
         raise ArgumentError(f"{self.owner}: unknown key {key!r} (allowed keys: {allowed})")

@@ -1,11 +1,24 @@
-"""Which sockets each connection and state needs, under which address key (SPEC §5)."""
+"""Which sockets each connection and state needs: kind, address key, bind or connect (SPEC §5).
+
+The one table of socket needs: components open their sockets from it, the loader checks
+addresses against it, and the harness and replay plan free endpoints with it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
+
+from .transport.base import SocketKind
 
 if TYPE_CHECKING:
     from .loader import ServiceDefinition
+
+
+class SocketNeed(NamedTuple):
+    key: str  # the address key: 'replyer', 'publisher', …
+    kind: SocketKind
+    binds: bool
+    many: bool  # a connecting socket may be given a list of endpoints
 
 
 class SocketEntry(NamedTuple):
@@ -17,29 +30,36 @@ class SocketEntry(NamedTuple):
     many: bool
 
 
-def _connection_entries(spec) -> list[tuple[str, bool, bool]]:
+_OUT_STATE = (SocketNeed("publisher", SocketKind.XPUB, True, False),
+              SocketNeed("replyer", SocketKind.ROUTER, True, False))
+_IN_STATE = (SocketNeed("subscriber", SocketKind.SUB, False, True),
+             SocketNeed("requester", SocketKind.DEALER, False, True))
+
+
+def socket_needs(section: str, side: str, spec: Any) -> tuple[SocketNeed, ...]:
+    """The sockets of one connection or state, from its type and creation arguments."""
+    if section == "states":
+        return _OUT_STATE if side == "out" else _IN_STATE
     creation = spec.creation
-    return {
-        "replyer": [("replyer", True, False)],
-        "requester": [("requester", False, True)],
-        "publisher": [("publisher", not creation.get("is_x_pub", False), False)],
-        "subscriber": [("subscriber", bool(creation.get("is_binder", False)),
-                        not creation.get("is_binder", False))],
-        "external_target": [],
-    }[spec.type]
+    if spec.type == "replyer":
+        return (SocketNeed("replyer", SocketKind.ROUTER, True, False),)
+    if spec.type == "requester":
+        return (SocketNeed("requester", SocketKind.DEALER, False, True),)
+    if spec.type == "publisher":
+        return (SocketNeed("publisher", SocketKind.XPUB,
+                           not creation.get("is_x_pub", False), False),)
+    if spec.type == "subscriber":
+        binder = bool(creation.get("is_binder", False))
+        return (SocketNeed("subscriber", SocketKind.SUB, binder, not binder),)
+    return ()  # external_target: no socket
 
 
 def socket_plan(definition: "ServiceDefinition") -> Iterator[SocketEntry]:
-    for (side, name), spec in definition.connections.items():
-        for key, binds, many in _connection_entries(spec):
-            yield SocketEntry("connections", side, name, key, binds, many)
-    for (side, name), _spec in definition.states.items():
-        if side == "out":
-            yield SocketEntry("states", side, name, "publisher", True, False)
-            yield SocketEntry("states", side, name, "replyer", True, False)
-        else:
-            yield SocketEntry("states", side, name, "subscriber", False, True)
-            yield SocketEntry("states", side, name, "requester", False, True)
+    for section, specs in (("connections", definition.connections),
+                           ("states", definition.states)):
+        for (side, name), spec in specs.items():
+            for need in socket_needs(section, side, spec):
+                yield SocketEntry(section, side, name, need.key, need.binds, need.many)
 
 
 def plan_addresses(definition: "ServiceDefinition",

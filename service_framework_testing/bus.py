@@ -6,15 +6,18 @@ from typing import Any
 
 from service_framework.transport.memory import MemoryBus
 
+from .faults import Faults
 from .harness import ServiceHarness
 
 # Code that must keep real time while the bus freezes it for services.
-_REAL_TIME_MODULES = ["zmq", "service_framework.transport.zmq", "service_framework_testing.source",
-                      "service_framework.service"]
+_REAL_TIME_MODULES = ["zmq", "service_framework.transport.zmq",
+                      "service_framework.transport.clocks", "service_framework.transport.zap",
+                      "service_framework.transport.threads", "service_framework_testing.source",
+                      "service_framework_testing.faulty", "service_framework.service"]
 
 
 class TestBus:
-    """Runs several services together on one seeded `MemoryBus`."""
+    """Runs several services together on one seeded `MemoryBus`, with a fault plan."""
 
     __test__ = False  # not a pytest test class
 
@@ -23,15 +26,13 @@ class TestBus:
         self.harnesses: list[ServiceHarness] = []
         self._freezer = None
         self._frozen = None
-        bus.restart_listeners.append(self._follow_restart)
+        # The plan draws from the bus's generator: the bus's seed fixes its faults too.
+        self.faults = Faults(bus, random=bus.random)
+        bus.fault_hook = self.faults.apply
 
     @property
     def seed(self) -> int:
         return self.bus.seed
-
-    @property
-    def faults(self):
-        return self.bus.faults
 
     @property
     def clock(self):
@@ -54,23 +55,19 @@ class TestBus:
         return harness
 
     def run_until_idle(self) -> int:
-        return self.bus.run_until_idle()
+        return self.bus.scheduler.run_until_idle()
 
     def advance(self, seconds: float) -> None:
-        self.bus.advance(seconds)
+        self.bus.scheduler.advance(seconds)
 
     def crash(self, name: str) -> None:
-        self.bus.crash(name)
+        """Ends service `name` abruptly (see `Faults.crash`)."""
+        self.faults.crash(name)
 
     def restart(self, name: str) -> None:
-        self.bus.restart(name)
-        self.bus.run_until_idle()
-
-    def _follow_restart(self, old: Any, new: Any) -> None:
-        for harness in self.harnesses:
-            if harness.service.runtime is old:
-                harness.service.runtime = new
-                harness.apply_stubs(new)
+        """Starts a crashed service again, and lets the bus settle."""
+        self.faults.restart(name)
+        self.bus.scheduler.run_until_idle()
 
     def freeze_time(self) -> None:
         """`datetime.now()` and `time.time()` in service code follow the virtual clock.

@@ -15,6 +15,7 @@ import types
 from typing import Any, Callable, Mapping
 
 from service_framework import codec
+from service_framework.component import SubscriptionCounter
 from service_framework.envelope import decode_reply, encode_request
 from service_framework.errors import ArgumentError, RemoteError, RequestTimeout
 from service_framework.loader import load_service
@@ -51,7 +52,8 @@ class ServiceHarness:
         self.settle()
 
     def _attach(self, runtime) -> None:
-        runtime.sent_listeners.append(self.sent.record)
+        if self.sent.record not in runtime.sent_listeners:  # a restart keeps the old ones
+            runtime.sent_listeners.append(self.sent.record)
         self.apply_stubs(runtime)
 
     def apply_stubs(self, runtime) -> None:
@@ -78,12 +80,14 @@ class ServiceHarness:
 
     @property
     def on_memory(self) -> bool:
-        return self.transport.drives_runtimes
+        """Whether the service runs in virtual time (the memory bus): what settles has
+        happened; in real time the harness waits for it."""
+        return self.transport.clock.virtual
 
     def settle(self) -> None:
-        """On the memory bus, lets every service finish what it can without time moving."""
-        if self.on_memory:
-            self.transport.run_until_idle()
+        """Lets every service finish what it can without time moving (on the memory bus;
+        on real sockets there is nothing to do)."""
+        self.transport.scheduler.settle()
 
     def _component(self, table: str, name: str, kind: str):
         found = getattr(self.runtime, table).get(name)
@@ -147,8 +151,6 @@ class ServiceHarness:
         else:
             endpoint, bind = subscriber.endpoints("subscriber", many=True)[0], True
         socket, poller = self._socket(("publish", conn), SocketKind.XPUB, endpoint, bind=bind)
-        from service_framework.connections.publisher import SubscriptionCounter
-
         counter = self._sockets.setdefault(("subscriptions", conn), SubscriptionCounter())
 
         def subscribed():

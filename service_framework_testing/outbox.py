@@ -5,7 +5,7 @@ from __future__ import annotations
 import pprint
 from typing import Iterator, Sequence, overload
 
-from service_framework.runtime import Sent
+from service_framework.events import Sent
 
 _ANY = object()
 

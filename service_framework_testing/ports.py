@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import itertools
 import socket
-from typing import Any, Callable
+import weakref
+from typing import Any, Callable, Iterator
 
 from service_framework.wiring import plan_addresses
+
+# The next harness port of each memory bus, counted from 20000 per bus.
+_bus_ports: "weakref.WeakKeyDictionary[Any, Iterator[int]]" = weakref.WeakKeyDictionary()
 
 
 def free_port() -> int:
@@ -25,9 +29,10 @@ def addresses_factory(transport: Any) -> Callable:
     if transport.name == "zmq":
         next_port = free_port
     else:
-        if not hasattr(transport, "harness_ports"):
-            transport.harness_ports = itertools.count(20000)
-        next_port = transport.harness_ports.__next__
+        ports = _bus_ports.get(transport)
+        if ports is None:
+            ports = _bus_ports[transport] = itertools.count(20000)
+        next_port = ports.__next__
 
     def make(definition) -> dict:
         return plan_addresses(definition, lambda entry: f"127.0.0.1:{next_port()}")

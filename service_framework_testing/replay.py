@@ -5,7 +5,7 @@
                                   mode="none", mask=["return_args.count"])
         assert session.report.compared == 6
 
-Record modes are VCR.py's (see `service_framework.replay.plan`): ``once`` replays an
+Record modes are VCR.py's (see `service_framework.trace.modes.plan`): ``once`` replays an
 existing trace and records a missing one; ``new_episodes`` replays what is recorded, then
 appends whatever the test does next; ``none`` only replays (a missing trace is an error);
 ``all`` always records anew. After a replay in ``once``/``none`` mode the service's
@@ -20,8 +20,15 @@ import types
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from service_framework.replay import ReplayDriver, ReplayError, ReplayReport, plan
-from service_framework.trace import Trace, TraceRecorder, read_trace
+from service_framework.errors import ReplayError
+from service_framework.trace import (
+    ReplayDriver,
+    ReplayReport,
+    Trace,
+    TraceRecorder,
+    plan,
+    read_trace,
+)
 
 from .harness import ServiceHarness
 
@@ -67,11 +74,7 @@ class TraceFixture:
         runtime = harness.runtime
         if runtime is None or runtime.closed:
             raise ReplayError(f"service {harness.name!r} is not running: nothing to record")
-        recorder = TraceRecorder.attach(runtime, path, seed=getattr(harness.transport, "seed",
-                                                                    None), append=append)
-        service = harness.service
-        if getattr(service, "_recorder", None) is None:
-            service._recorder = recorder  # the service flushes and closes it when it stops
+        recorder = harness.service.record_to(path, append=append)  # closed when it stops
         self._recorders.append(recorder)
         return recorder
 

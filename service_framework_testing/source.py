@@ -12,6 +12,7 @@ import copy
 import types
 from typing import TYPE_CHECKING, Any
 
+from service_framework.errors import ArgumentError
 from service_framework.loader import load_service
 from service_framework.service import Service
 from service_framework.states import protocol
@@ -83,7 +84,7 @@ class StateSource:
         self.state = state
         in_state = harness.runtime.in_states.get(state)
         if in_state is None:
-            raise KeyError(f"service {harness.name!r} has no in-state {state!r}")
+            raise ArgumentError(f"service {harness.name!r} has no in-state {state!r}")
         spec = in_state.spec
         self.heartbeat_s = heartbeat_s or float(
             spec.creation.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
@@ -200,7 +201,7 @@ class StateSource:
         return in_state.synced and in_state.seq == self.seq and in_state.value == self.value
 
     def _wait(self, condition, timeout_s: float) -> None:
-        from service_framework.transport.zmq import SystemClock
+        from service_framework.transport.clocks import WallClock as SystemClock
 
         clock = SystemClock()
         deadline = clock.monotonic() + timeout_s

@@ -43,6 +43,12 @@ RETURN_CHECK = ArgsChecker("calc", {"y": int}, None)
 ERROR_TYPES = {"CodecError", "EnvelopeError", "ArgumentError", "RuntimeError"}
 
 
+def loop_alive(service: Service) -> bool:
+    """Its loop thread still runs and its runtime is open: nothing killed the service."""
+    thread = service.transport.scheduler.thread_of(service.runtime)
+    return thread is not None and thread.is_alive() and not service.runtime.closed
+
+
 def fuzz_settings(examples: int):
     return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -96,8 +102,7 @@ def replyer():
     client = RawDealer(port)
     client.still_answers()
     yield service, client
-    loop = service._loop_thread
-    assert loop is not None and loop.is_alive() and not service.runtime.closed, "it died"
+    assert loop_alive(service), "it died"
     client.socket.close()
     service.stop_service()
 
@@ -292,7 +297,7 @@ def subscriber():
     assert publisher.poll(10_000), "no subscription arrived"
     assert publisher.recv() == b"\x01" + TOPIC
     yield service, publisher, received
-    assert service._loop_thread.is_alive() and not service.runtime.closed, "it died"
+    assert loop_alive(service), "it died"
     publisher.close()
     service.stop_service()
 
@@ -407,7 +412,7 @@ def in_state():
     out.publish({"asks": {Decimal("100.5"): Decimal("1")}, "note": "start"})
     out.wait_in_sync(component)
     yield service, out, component
-    assert service._loop_thread.is_alive() and not service.runtime.closed, "it died"
+    assert loop_alive(service), "it died"
     out.close()
     service.stop_service()
 

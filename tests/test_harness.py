@@ -103,6 +103,16 @@ def test_to_send_to_an_unknown_output_is_an_argument_error(shop):
         shop.runtime.to_send("connection", "nowhere", {})
 
 
+def test_naming_a_state_or_connection_the_service_lacks_is_an_argument_error(shop):
+    # One type for one mistake, whichever harness word made it.
+    with pytest.raises(ArgumentError, match="no in-state 'nope'"):
+        shop.state_source("nope")
+    with pytest.raises(ArgumentError, match="'nope'"):
+        shop.feed_state("nope", {})
+    with pytest.raises(ArgumentError, match="'nope'"):
+        shop.request("nope", {})
+
+
 def test_assert_sent_failure_shows_a_readable_diff(shop):
     shop.publish("fills", {"symbol": "ABC", "qty": 3})
     with pytest.raises(AssertionError) as failure:

@@ -8,6 +8,7 @@ import pytest
 
 from service_framework import RemoteError, RequestTimeout
 from service_framework.transport.base import SocketKind
+from service_framework.transport.clocks import VirtualClock
 from service_framework.transport.memory import MemoryBus
 
 SERVICES = Path(__file__).parent / "services"
@@ -199,3 +200,41 @@ def test_args_to_a_stub_cross_the_codec_so_what_cannot_be_sent_fails(sf_service)
     assert service.runtime.to_send("connection", "ext", {"payload": (1, "x")}) == {}
     with pytest.raises(CodecError, match="cannot encode"):
         service.runtime.to_send("connection", "ext", {"payload": object()})
+
+
+def test_a_virtual_clock_never_goes_back():
+    clock = VirtualClock(START)
+    clock.wait_until(5.0)
+    clock.wait_until(5.0)  # the same instant is no move at all
+    with pytest.raises(ValueError, match="never goes back"):
+        clock.wait_until(4.0)
+    with pytest.raises(ValueError, match="never goes back"):
+        clock.set(0.0)
+    assert clock.monotonic() == 5.0 and clock.now() == START + timedelta(seconds=5)
+
+
+def test_a_request_served_past_the_callers_deadline_does_not_turn_time_back(sf_bus):
+    import types
+
+    def work(args, to_send, states, config):
+        return to_send("connection", "nowhere", {})  # no replyer: times out after 2s
+
+    slow = types.ModuleType("slow")
+    slow.connection_models = {
+        "in": {"work": {"connection_type": "replyer",
+                        "required_creation_arguments": {"on_new_request": work}}},
+        "out": {"nowhere": {"connection_type": "requester",
+                            "optional_creation_arguments": {"timeout_s": 2.0}}}}
+    client = types.ModuleType("client")
+    client.connection_models = {"out": {"work": {
+        "connection_type": "requester", "optional_creation_arguments": {"timeout_s": 0.5}}}}
+    sf_bus.service(slow, addresses={"connections": {"in": {"work": {"replyer": "127.0.0.1:1"}},
+                                                    "out": {"nowhere": {
+                                                        "requester": "127.0.0.1:2"}}}})
+    caller = sf_bus.service(client, addresses={"connections": {"out": {"work": {
+        "requester": "127.0.0.1:1"}}}})
+    sf_bus.faults.drop(link=("slow", "client"))  # the late error reply is lost too
+    with pytest.raises(RequestTimeout):
+        caller.runtime.to_send("connection", "work", {})
+    # The inner wait (2s) ran inside the outer one (0.5s): time stays where it went.
+    assert sf_bus.clock.monotonic() == pytest.approx(2.0)

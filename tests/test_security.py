@@ -20,7 +20,7 @@ from service_framework import ConfigError, RequestTimeout, Service
 from service_framework.cli import main as cli_main
 from service_framework.loader import load_service
 from service_framework.security import keygen, read_key_file
-from service_framework.transport.zmq import authenticator_running
+from service_framework.transport.zap import authenticator_running
 
 REFUSED = "not on its allow-list"
 

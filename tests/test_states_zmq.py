@@ -1,7 +1,7 @@
 """States over real ZeroMQ on 127.0.0.1: a producer's out-state, a consumer's in-state.
 
 Every test runs real services on free ports and waits on conditions with deadlines.
-Faults are injected on the consumer's SUB socket through `zmq_faults.FaultyZmqTransport`.
+Faults are injected where the consumer receives, through the shipped `FaultyTransport`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from decimal import Decimal
 import pytest
 import zmq
 from helpers import free_port, wait_until
-from zmq_faults import FaultyZmqTransport, update_seq_in
 
 from service_framework import ArgumentError, Service
 from service_framework.states.merge import merge_patch
+from service_framework_testing.faults import FaultyTransport
 
 HB = 0.2  # heartbeat interval of the producers here
 BOOK = {"asks": {Decimal: Decimal}, "bids": {Decimal: Decimal}}
@@ -222,9 +222,9 @@ def test_a_consumer_started_after_500_deltas_converges(topology):
 
 
 def test_a_dropped_update_in_the_middle_is_recovered_by_one_snapshot(topology, caplog):
-    faults = FaultyZmqTransport()
-    drop = faults.drop(update_seq_in({300}))
-    producer, consumer = topology.producer(), topology.consumer(transport=faults)
+    faulty = FaultyTransport()
+    drop = faulty.faults.drop(seq=300)
+    producer, consumer = topology.producer(), topology.consumer(transport=faulty)
     subscribed(consumer)
     with caplog.at_level(logging.INFO, logger="service_framework"):
         send(producer, EMPTY_BOOK)
@@ -233,17 +233,17 @@ def test_a_dropped_update_in_the_middle_is_recovered_by_one_snapshot(topology, c
         took = converged(consumer, producer)
     assert took < 2 * HB, f"recovered {took:.3f}s after the last update"
     state = in_state(consumer)
-    assert drop.fired == 1 and state.snapshot_requests == 2 and state.out_of_sync == 1
+    assert drop.hits == 1 and state.snapshot_requests == 2 and state.out_of_sync == 1
     assert "out of sync: gap: expected seq 300, got 301" in caplog.text
     assert "in sync" in caplog.text
 
 
 def test_a_lost_last_update_is_recovered_within_two_heartbeats(topology, caplog):
-    faults = FaultyZmqTransport()
-    producer, consumer = topology.producer(), topology.consumer(transport=faults)
+    faulty = FaultyTransport()
+    producer, consumer = topology.producer(), topology.consumer(transport=faulty)
     subscribed(consumer)
     deltas = book_deltas(100)
-    faults.drop(update_seq_in({len(deltas) + 1}))  # the tail: nothing follows it
+    faulty.faults.drop(seq=len(deltas) + 1)  # the tail: nothing follows it
     send(producer, EMPTY_BOOK)
     for delta in deltas:
         send(producer, delta)
@@ -253,10 +253,10 @@ def test_a_lost_last_update_is_recovered_within_two_heartbeats(topology, caplog)
 
 
 def test_duplicates_and_stale_updates_change_nothing(topology):
-    faults = FaultyZmqTransport()
-    faults.duplicate(update_seq_in({10, 20}))  # twice in a row
-    faults.duplicate(update_seq_in({30}), later=50)  # a stale copy, long after
-    producer, consumer = topology.producer(), topology.consumer(transport=faults)
+    faulty = FaultyTransport()
+    faulty.faults.duplicate(seq={10, 20})  # twice in a row
+    faulty.faults.duplicate(seq=30, later=50)  # a stale copy, long after
+    producer, consumer = topology.producer(), topology.consumer(transport=faulty)
     subscribed(consumer)
     send(producer, EMPTY_BOOK)
     for delta in book_deltas(200):
@@ -268,9 +268,9 @@ def test_duplicates_and_stale_updates_change_nothing(topology):
 
 
 def test_reordered_updates_are_recovered(topology):
-    faults = FaultyZmqTransport()
-    faults.reorder(update_seq_in({50}), later=2)
-    producer, consumer = topology.producer(), topology.consumer(transport=faults)
+    faulty = FaultyTransport()
+    faulty.faults.reorder(seq=50, later=2)
+    producer, consumer = topology.producer(), topology.consumer(transport=faulty)
     subscribed(consumer)
     send(producer, EMPTY_BOOK)
     for delta in book_deltas(200):
@@ -351,9 +351,9 @@ def test_on_update_runs_after_each_applied_update_and_its_errors_never_stop_the_
 
 
 def test_a_bad_update_is_dropped_counted_and_recovered(topology):
-    faults = FaultyZmqTransport()
-    faults.tamper(update_seq_in({5}), lambda frames: [frames[0], b"\xc1 not msgpack"])
-    producer, consumer = topology.producer(), topology.consumer(transport=faults)
+    faulty = FaultyTransport()
+    faulty.faults.tamper(lambda frames: [frames[0], b"\xc1 not msgpack"], seq=5)
+    producer, consumer = topology.producer(), topology.consumer(transport=faulty)
     subscribed(consumer)
     send(producer, EMPTY_BOOK)
     for delta in book_deltas(20):
@@ -398,13 +398,14 @@ def test_a_0_0_12_model_with_current_num_and_is_snapshot_loads_and_runs(topology
 
 def test_the_topic_creation_argument_names_the_wire_topic(topology):
     topics: list[bytes] = []
-    faults = FaultyZmqTransport()
-    faults.drop(lambda frames: topics.append(frames[0]) and False)  # records, drops nothing
+    faulty = FaultyTransport()
+    faulty.faults.drop(kind=("delta", "heartbeat"),  # records their topics, drops nothing
+                       when=lambda frames: topics.append(frames[0]) and False)
     producer = topology.producer(producer_module(
         optional_creation_arguments={"heartbeat_s": HB, "topic": "md.book"}))
     consumer_side = consumer_module()
     consumer_side.state_models["in"]["book"]["optional_creation_arguments"]["topic"] = "md.book"
-    consumer = topology.consumer(consumer_side, transport=faults)
+    consumer = topology.consumer(consumer_side, transport=faulty)
     subscribed(consumer)
     send(producer, EMPTY_BOOK)
     converged(consumer, producer)

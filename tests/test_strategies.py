@@ -1,5 +1,7 @@
 """The Hypothesis strategies give what they promise, for the models of real services."""
 
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,35 @@ def test_fault_plans_stay_within_the_stream(plan):
         assert all(0 <= index <= 10 for index in positions)
     assert 0 not in plan.restart_at
 
+
+
+TYPED = {"required_arguments": {"at": datetime, "day": date, "price": Decimal, "n": int,
+                                "tag": str}}
+
+
+def test_invalid_arguments_still_cross_the_codec():
+    """Invalid arguments are refused by the service's validation, never by the local codec:
+    `object()` or `1j` would fail in the test's own `pack` (issue 10, item 8)."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(invalid_arguments(TYPED))
+    def check(args):
+        assert codec.unpack(codec.pack(args)) == args
+        with pytest.raises(ValueError):
+            checker(TYPED).check(args)
+
+    check()
+
+
+def test_strategies_draw_datetimes_while_a_service_runs_on_the_bus(sf_bus):
+    """Once a service runs on the bus, freezegun swaps `datetime.datetime`; the strategies
+    still draw datetimes (it failed with "function missing required argument 'year'")."""
+    sf_bus.service(EXAMPLES / "echo" / "replyer.py")
+
+    @settings(max_examples=30, database=None)
+    @given(arguments(TYPED), delta_streams({"optional_arguments": {"at": {str: datetime}}}))
+    def check(args, stream):
+        assert isinstance(args["at"], datetime) and isinstance(args["day"], date)
+        checker(TYPED).check(args)
+
+    check()

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from service_framework import codec
-from service_framework.runtime import Event
+from service_framework.events import Event
 from service_framework.trace import (
     TraceFormatError,
     TraceReader,

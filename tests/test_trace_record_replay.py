@@ -20,10 +20,10 @@ import zmq
 
 from service_framework import RemoteError, RequestTimeout, Service
 from service_framework.envelope import decode_reply, encode_request
-from service_framework.errors import error_record, recorded_error
-from service_framework.replay import ReplayError, replay
-from service_framework.trace import DEFAULT_FLUSH_EVERY, ReplayDivergence, read_trace
-from service_framework.trace_cli import main as trace_main
+from service_framework.events import error_record, recorded_error
+from service_framework.cli import replay
+from service_framework.trace import DEFAULT_FLUSH_EVERY, ReplayDivergence, ReplayError, read_trace
+from service_framework.trace.cli import main as trace_main
 from service_framework.transport.memory import MemoryBus
 from service_framework_testing.ports import free_port
 
@@ -716,7 +716,7 @@ def test_show_prints_the_timeline_one_line_per_event(echo_trace, capsys):
 
 @pytest.mark.parametrize("console_script", [False, True], ids=["python-m", "console-script"])
 def test_show_runs_as_a_command_and_stops_at_a_limit(echo_trace, console_script):
-    command = [sys.executable, "-m", "service_framework.trace_cli"]
+    command = [sys.executable, "-m", "service_framework.trace.cli"]
     if console_script:
         script = Path(sys.executable).parent / "service_framework-trace"
         if not script.exists():

@@ -6,7 +6,8 @@ import threading
 from typing import Any, Callable
 
 from ..component import Component
-from ..errors import ArgumentError, ServiceStopping, error_record
+from ..errors import ServiceStopping
+from ..events import error_record
 
 # How long closing waits for a send in flight on another thread (main mode) to end; past
 # it the sender closes the sockets itself when its call returns.
@@ -67,23 +68,12 @@ class OutboundConnection(Component):
 
         So that a replay raises it again (`errors.error_record` says how it is written).
         """
-        runtime = self.runtime
-        if runtime.event_listeners:
-            runtime.emit("in", "error", self.name, workflow_id, error=error_record(error))
+        self.runtime.emit("in", "error", self.name, workflow_id, error=error_record(error))
 
     def check_reply(self, reply: Any, workflow_id: str) -> dict:
         returns = self.spec.returns
         if returns is None:
             return {}
-        if reply is None and not returns.keys:
-            reply = {}
-        if not returns.keys:
-            if not isinstance(reply, dict):
-                raise ArgumentError(f"connection {self.name!r} return arguments: expected a "
-                                    f"dict, got {type(reply).__name__}")
-        else:
-            reply = returns.check(reply)
-        runtime = self.runtime
-        if runtime.event_listeners:
-            runtime.emit("in", "reply", self.name, workflow_id, return_args=reply)
+        reply = returns.check_return(reply)
+        self.runtime.emit("in", "reply", self.name, workflow_id, return_args=reply)
         return reply

@@ -6,37 +6,13 @@ first send waits for them instead of sleeping after bind (the slow-joiner proble
 
 from __future__ import annotations
 
+from ..component import SubscriptionCounter, topic_bytes
 from ..envelope import encode_request
 from ..logs import get_logger
-from ..transport.base import Socket, SocketKind
 from .outbound import OutboundConnection
 
 log = get_logger()
 DEFAULT_WAIT_FOR_SUBSCRIBERS_S = 5.0
-
-
-def topic_bytes(creation: dict, default: str) -> bytes:
-    topic = creation.get("topic", default)
-    return topic if isinstance(topic, bytes) else str(topic).encode()
-
-
-class SubscriptionCounter:
-    """Counts live subscriptions per topic from the messages an XPUB socket receives."""
-
-    def __init__(self) -> None:
-        self.counts: dict[bytes, int] = {}
-
-    def read(self, socket: Socket) -> None:
-        while (frames := socket.recv()) is not None:
-            message = frames[0]
-            if message[:1] == b"\x01":
-                self.counts[message[1:]] = self.counts.get(message[1:], 0) + 1
-            elif message[:1] == b"\x00":
-                self.counts[message[1:]] = max(0, self.counts.get(message[1:], 0) - 1)
-
-    def matching(self, topic: bytes) -> int:
-        # ZMQ filters are prefixes: a subscription to b"" or to a prefix also receives us.
-        return sum(n for prefix, n in self.counts.items() if topic.startswith(prefix))
 
 
 class Publisher(OutboundConnection):
@@ -55,8 +31,7 @@ class Publisher(OutboundConnection):
         self.dropped = 0
 
     def open(self) -> None:
-        self.socket = self.open_socket(SocketKind.XPUB, "publisher", bind=not self.is_x_pub,
-                                       hwm=int(self.spec.creation.get("hwm", 1000)))
+        self.socket = self.open_socket("publisher", hwm=int(self.spec.creation.get("hwm", 1000)))
 
     def wait_for_subscribers(self) -> bool:
         """Blocks (up to `wait_for_subscribers_s`) until `min_subscribers` have subscribed."""
@@ -86,8 +61,7 @@ class Publisher(OutboundConnection):
             self.waited = True
             self.wait_for_subscribers()
         body = encode_request(workflow_id, args, max_bytes=runtime.max_message_bytes)
-        if runtime.event_listeners:
-            runtime.emit("out", "message", self.name, workflow_id, args=args)
+        runtime.emit("out", "message", self.name, workflow_id, args=args)
         if not self.socket.send([self.topic, body]):
             self.dropped += 1
             runtime.count("publish_drops")

@@ -12,7 +12,7 @@ from ..component import Component
 from ..envelope import EnvelopeError, decode_request, encode_error, encode_reply
 from ..errors import ArgumentError
 from ..logs import get_logger
-from ..transport.base import Frames, Socket, SocketKind
+from ..transport.base import Frames, Socket
 
 log = get_logger()
 # Requests handled per wake-up before the loop looks at other sockets and timers.
@@ -27,7 +27,7 @@ class Replyer(Component):
     last_active = float("-inf")  # when requests last arrived (the loop's clock)
 
     def open(self) -> None:
-        self.socket = self.open_socket(SocketKind.ROUTER, "replyer", bind=True)
+        self.socket = self.open_socket("replyer")
         self.runtime.watch(self.socket, self.on_readable)
 
     def on_readable(self, socket: Socket) -> None:
@@ -67,12 +67,10 @@ class Replyer(Component):
         workflow_id = request.workflow_id or runtime.new_workflow_id()
         try:
             # As received, before validation: a refused request is recorded and replayed too.
-            if runtime.event_listeners:
-                runtime.emit("in", "request", self.name, workflow_id, args=request.args)
+            runtime.emit("in", "request", self.name, workflow_id, args=request.args)
             args = self.spec.args.check(request.args)
-            result = runtime.call(self.spec.handler, args, runtime.to_send, runtime.states,
-                                  runtime.config, workflow_id=workflow_id)
-            result = self.check_return(result)
+            result = self.spec.returns.check_return(
+                runtime.run_handler(self.spec.handler, args, workflow_id))
             body = encode_reply(workflow_id, request.rid, result, max_bytes=max_bytes)
         except Exception as error:
             runtime.count("error_replies")
@@ -86,20 +84,8 @@ class Replyer(Component):
             runtime.emit("out", "error", self.name, workflow_id,
                          error={"type": error_type, "message": str(error)})
             return encode_error(workflow_id, request.rid, error_type, str(error))
-        if runtime.event_listeners:
-            runtime.emit("out", "reply", self.name, workflow_id, return_args=result)
+        runtime.emit("out", "reply", self.name, workflow_id, return_args=result)
         return body
-
-    def check_return(self, result: object) -> dict:
-        returns = self.spec.returns
-        if result is None and not returns.keys:
-            return {}
-        if not returns.keys:
-            if not isinstance(result, dict):
-                raise ArgumentError(f"connection {self.name!r} return arguments: the handler "
-                                    f"must return a dict, got {type(result).__name__}")
-            return result
-        return returns.check(result)
 
     def drain(self, deadline: float) -> None:
         """Stopping (SPEC §16): answers the requests already received, refuses the rest.
@@ -121,8 +107,8 @@ class Replyer(Component):
                 self.handle(socket, frames)
             else:
                 self.refuse(socket, frames)
-        if runtime.transport.drives_runtimes:
-            return  # the memory bus delivers at once: nothing can still be on its way
+        if clock.virtual:
+            return  # virtual time (the memory bus): delivery took none, nothing is on its way
         if not received and clock.monotonic() - self.last_active > DRAIN_QUIET_S:
             return  # idle: no requester is waiting on an answer to send its next request
         poller = runtime.transport.poller(owner=f"{runtime.name}.{self.name}.drain")

@@ -13,7 +13,6 @@ from ..codec import CodecError
 from ..envelope import EnvelopeError, decode_reply, encode_request
 from ..errors import RemoteError, RequestTimeout
 from ..logs import get_logger
-from ..transport.base import SocketKind
 from .outbound import OutboundConnection
 
 log = get_logger()
@@ -42,7 +41,7 @@ class Requester(OutboundConnection):
             self.close_socket(self.socket)
         if self.poller is None:
             self.poller = self.runtime.transport.poller(owner=f"{self.runtime.name}.{self.name}")
-        self.socket = self.open_socket(SocketKind.DEALER, "requester", bind=False, many=True)
+        self.socket = self.open_socket("requester")
         self.poller.register(self.socket)
 
     def release_sockets(self) -> None:
@@ -56,8 +55,7 @@ class Requester(OutboundConnection):
         runtime = self.runtime
         rid = f"{self._prefix}-{next(self._ids)}"
         body = encode_request(workflow_id, args, rid, max_bytes=runtime.max_message_bytes)
-        if runtime.event_listeners:
-            runtime.emit("out", "request", self.name, workflow_id, args=args)
+        runtime.emit("out", "request", self.name, workflow_id, args=args)
         clock = runtime.clock
         attempts = 1 + self.retries
         for attempt in range(1, attempts + 1):

@@ -6,7 +6,7 @@ from ..codec import CodecError
 from ..component import Component
 from ..envelope import EnvelopeError, decode_request
 from ..logs import get_logger
-from ..transport.base import Frames, Socket, SocketKind
+from ..transport.base import Frames, Socket
 from .publisher import topic_bytes
 
 log = get_logger()
@@ -21,8 +21,7 @@ class Subscriber(Component):
         self.received = 0  # messages taken off the socket, good or bad (the harness waits on it)
 
     def open(self) -> None:
-        self.socket = self.open_socket(SocketKind.SUB, "subscriber", bind=self.is_binder,
-                                       many=not self.is_binder)
+        self.socket = self.open_socket("subscriber")
         self.socket.subscribe(self.topic)
         self.runtime.watch(self.socket, self.on_readable)
 
@@ -53,12 +52,6 @@ class Subscriber(Component):
             runtime.count("bad_messages")
             log.warning("%s: dropped a bad message: %s", self.label, error)
             return
-        if runtime.event_listeners:
-            runtime.emit("in", "message", self.name, workflow_id, args=args)
-        try:
-            runtime.call(self.spec.handler, args, runtime.to_send, runtime.states,
-                         runtime.config, workflow_id=workflow_id)
-        except Exception as error:
-            runtime.count("handler_errors")
-            log.exception("%s: handler raised %s; message dropped, the service goes on",
-                          self.label, type(error).__name__, extra={"workflow_id": workflow_id})
+        runtime.emit("in", "message", self.name, workflow_id, args=args)
+        runtime.run_handler_guarded(self.spec.handler, args, workflow_id,
+                                    where=f"{self.label}: handler", counter="handler_errors")

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ..component import Component
-from ..connections.publisher import topic_bytes
+from ..component import Component, topic_bytes
 from ..logs import get_logger
-from ..transport.base import Frames, Socket, SocketKind
+from ..transport.base import Frames, Socket
 from . import protocol
 from .out_state import DEFAULT_HEARTBEAT_S, DEFAULT_STATE_HWM
 from .protocol import Heartbeat, Update
 from .sync import APPLIED, BUFFERED, IGNORED, LOST, InStateSync
+from .view import DELTA, SNAPSHOT, StateUpdate
 
 if TYPE_CHECKING:
     from ..models import StateSpec
@@ -60,9 +60,10 @@ class InState(Component):
         self._last_heard = 0.0
         self._was_synced = False
         self._losses_seen = 0
+        self._handled_epoch: str | None = None  # the epoch of the last update on_update saw
         # counters, for tests and operators (updates_applied includes snapshots)
         self.updates_applied = self.ignored = self.bad_updates = self.heartbeats = 0
-        self.snapshot_requests = self.snapshot_timeouts = self.snapshots_applied = 0
+        self.snapshot_requests = self.snapshot_timeouts = 0
         self.out_of_sync = 0
         runtime.set_state_value(spec.name, self.sync.value)
 
@@ -79,8 +80,7 @@ class InState(Component):
         return self.sync.seq
 
     def open(self) -> None:
-        self.subscriber = self.open_socket(SocketKind.SUB, "subscriber", bind=False, many=True,
-                                           hwm=self.hwm)
+        self.subscriber = self.open_socket("subscriber", hwm=self.hwm)
         self.subscriber.subscribe(self.topic)  # subscribe first, then ask for the snapshot
         self.runtime.watch(self.subscriber, self.on_readable)
         self._last_heard = self.runtime.clock.monotonic()
@@ -118,7 +118,7 @@ class InState(Component):
             if message.heartbeat_s:
                 self.silence_s = LIVENESS * message.heartbeat_s
             if self.sync.on_heartbeat(message) is LOST:
-                self._settle()
+                self._after_sync_change()
             return
         outcome = self.sync.feed(message)
         if outcome is APPLIED:
@@ -128,7 +128,7 @@ class InState(Component):
         elif outcome is IGNORED:
             self.ignored += 1
         elif outcome is not BUFFERED:
-            self._settle()
+            self._after_sync_change()
 
     def _bad(self, error: object) -> None:
         self.bad_updates += 1
@@ -140,19 +140,17 @@ class InState(Component):
     def _applied(self, update: Update) -> None:
         runtime = self.runtime
         workflow_id = update.workflow_id or runtime.new_workflow_id()
-        if runtime.event_listeners:
-            runtime.emit("in", "state", self.name, workflow_id, args=update.args,
-                         seq=update.seq, is_snapshot=update.is_snapshot)
+        runtime.emit("in", "state", self.name, workflow_id, args=update.args,
+                     seq=update.seq, is_snapshot=update.is_snapshot)
         if self.on_update is not None:
-            try:
-                runtime.call(self.on_update, update.args, runtime.to_send, runtime.states,
-                             runtime.config, workflow_id=workflow_id)
-            except Exception as error:
-                runtime.count("state_handler_errors")
-                log.exception("%s: on_update raised %s; the service goes on", self.label,
-                              type(error).__name__, extra={"workflow_id": workflow_id})
+            new_epoch, self._handled_epoch = update.epoch != self._handled_epoch, update.epoch
+            args = StateUpdate(update.args, kind=SNAPSHOT if update.is_snapshot else DELTA,
+                               seq=update.seq, epoch=update.epoch, new_epoch=new_epoch)
+            runtime.run_handler_guarded(self.on_update, args, workflow_id,
+                                        where=f"{self.label}: on_update",
+                                        counter="state_handler_errors")
 
-    def _settle(self) -> None:
+    def _after_sync_change(self) -> None:
         """After anything but the hot path: run handlers, log transitions, ask for snapshots."""
         sync = self.sync
         for update in sync.take_applied():
@@ -180,8 +178,7 @@ class InState(Component):
         if fresh or self.requester is None:  # Lazy Pirate: drop whatever the old one queued
             if self.requester is not None:
                 self.close_socket(self.requester)
-            self.requester = self.open_socket(SocketKind.DEALER, "requester", bind=False,
-                                              many=True)
+            self.requester = self.open_socket("requester")
             runtime.watch(self.requester, self.on_reply)
         self._rid = runtime.new_workflow_id()
         self._request_deadline = runtime.clock.monotonic() + self.snapshot_timeout_s
@@ -208,9 +205,8 @@ class InState(Component):
             self._last_heard = runtime.clock.monotonic()
             if snapshot.heartbeat_s:
                 self.silence_s = LIVENESS * snapshot.heartbeat_s
-            if self.sync.on_snapshot(snapshot) is not IGNORED:
-                self.snapshots_applied += 1
-            self._settle()
+            self.sync.on_snapshot(snapshot)
+            self._after_sync_change()
 
     # -- timers ---------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
@@ -227,7 +223,7 @@ class InState(Component):
         elif self.sync.synced and now >= self._last_heard + self.silence_s:
             self.sync.lose_sync(f"timeout: nothing heard from the out side for "
                                 f"{now - self._last_heard:.3g}s")
-            self._settle()
+            self._after_sync_change()
 
     def _timed_out(self) -> None:
         self.snapshot_timeouts += 1

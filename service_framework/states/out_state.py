@@ -13,10 +13,9 @@ import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..codec import DEFAULT_MAX_MESSAGE_BYTES, CodecError
-from ..component import Component
-from ..connections.publisher import SubscriptionCounter, topic_bytes
+from ..component import Component, SubscriptionCounter, topic_bytes
 from ..logs import get_logger
-from ..transport.base import Socket, SocketKind
+from ..transport.base import Socket
 from . import protocol
 from .merge import copy_value, merge_patch, replace_value
 
@@ -128,7 +127,6 @@ class OutState(Component):
         self.publisher: Socket | None = None
         self.replyer: Socket | None = None
         self.dropped = 0
-        self.snapshots_served = 0
         self._last_sent = 0.0
         self._check = spec.value.check
         self._delta = spec.kind == "delta"
@@ -147,8 +145,8 @@ class OutState(Component):
         return self.core.epoch
 
     def open(self) -> None:
-        self.publisher = self.open_socket(SocketKind.XPUB, "publisher", bind=True, hwm=self.hwm)
-        self.replyer = self.open_socket(SocketKind.ROUTER, "replyer", bind=True)
+        self.publisher = self.open_socket("publisher", hwm=self.hwm)
+        self.replyer = self.open_socket("replyer")
         self.runtime.watch(self.replyer, self.on_request)
         self._last_sent = self.runtime.clock.monotonic()
 
@@ -169,9 +167,8 @@ class OutState(Component):
             if publisher is not None and not publisher.send([self.topic, body]):
                 self._dropped()
             self._last_sent = runtime.clock.monotonic()
-        if runtime.event_listeners:
-            runtime.emit("out", "state", self.name, workflow_id, args=args, seq=seq,
-                         is_snapshot=is_snapshot or not self._delta)
+        runtime.emit("out", "state", self.name, workflow_id, args=args, seq=seq,
+                     is_snapshot=is_snapshot or not self._delta)
         return {}
 
     def _dropped(self) -> None:
@@ -222,4 +219,3 @@ class OutState(Component):
                 log.error("%s: cannot encode the snapshot: %s", self.label, error)
                 continue
             socket.send(frames[:-1] + [body])
-            self.snapshots_served += 1

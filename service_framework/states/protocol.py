@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from .. import codec
 from ..codec import DEFAULT_MAX_MESSAGE_BYTES
-from ..errors import ServiceFrameworkError
+from ..errors import ProtocolError
 
 __all__ = [
     "VERSION", "ProtocolError", "Update", "Heartbeat", "SnapshotRequest", "Snapshot",
@@ -34,10 +34,6 @@ MAX_HEARTBEAT_S = 86_400.0
 _pack = codec.pack
 _unpack = codec.unpack
 _new_tuple = tuple.__new__
-
-
-class ProtocolError(ServiceFrameworkError, ValueError):
-    """A body decoded but is not a state-protocol message of this version."""
 
 
 class Update(NamedTuple):

@@ -1,4 +1,4 @@
-"""What both transports share about CurveZMQ: who is refused, and logging it once.
+"""What both transports share about CurveZMQ: who is refused, logging it once, key files.
 
 A transport applies the allow-list of a ZAP domain (one per secured service) when a client
 connects to a CURVE server socket. A refused peer gets nothing, and an operator gets one
@@ -8,6 +8,7 @@ warning per attempt would flood the log. Only public keys ever reach this module
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Collection
 
@@ -99,3 +100,11 @@ class AllowLists:
 def _service(domain: str) -> str:
     """`echo` or `echo#2` (a second service of that name in this process) → a readable name."""
     return f"service {domain!r}"
+
+
+def write_key_files(folder: str | os.PathLike, name: str) -> None:
+    """Writes a new Curve25519 key pair as ZMQ certificates: `folder/name.key` (public)
+    and `folder/name.key_secret` (both keys). pyzmq writes them; imported only here."""
+    import zmq.auth
+
+    zmq.auth.create_certificates(folder, name)

@@ -1,9 +1,11 @@
-"""The production transport: real ZeroMQ sockets. The only module that imports `zmq`."""
+"""The production transport: real ZeroMQ sockets.
+
+Only `service_framework/transport/` imports `zmq`: this module (sockets, pollers), `zap.py`
+(the ZAP authenticator) and `curve.py` (key files).
+"""
 
 from __future__ import annotations
 
-import atexit
-import datetime as _dt
 import itertools
 import os
 import threading
@@ -13,8 +15,10 @@ from typing import Collection, Sequence
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from .base import Clock, Frames, Poller, Socket, SocketKind, Transport
-from .curve import AllowLists
+from .base import Frames, Poller, Socket, SocketKind, Transport
+from .clocks import WallClock
+from .threads import ThreadScheduler
+from .zap import Zap, zap_for
 
 _ZMQ_TYPES = {
     SocketKind.ROUTER: zmq.ROUTER,
@@ -36,14 +40,6 @@ _EVENTS, _POLLIN = zmq.EVENTS, zmq.POLLIN
 _get_option = zmq.backend.Socket.get  # the C getter, without the Python-level wrapper
 # What `recv` knows of a socket's queue (see `ZmqSocket.recv`).
 _POLLED, _ASK, _DRAIN = 0, 1, 2
-
-
-class SystemClock(Clock):
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def now(self) -> _dt.datetime:
-        return _dt.datetime.now(_dt.timezone.utc)
 
 
 class ZmqSocket(Socket):
@@ -69,7 +65,7 @@ class ZmqSocket(Socket):
         self._send = raw.send
         self._recv = raw.recv
         self._bound: list[str] = []
-        self._zap: tuple[_Zap, str] | None = None
+        self._zap: tuple[Zap, str] | None = None
         self.queue = _DRAIN
 
     def bind(self, endpoint: str) -> str:
@@ -129,7 +125,7 @@ class ZmqSocket(Socket):
                       allowed: Collection[bytes]) -> None:
         raw = self.raw
         self._release_zap()
-        zap = _zap_for(raw.context)
+        zap = zap_for(raw.context)
         zap.acquire(domain, allowed)  # the handler runs before any client can connect
         self._zap = (zap, domain)
         # Without a ZAP handler libzmq would let any client that knows our public key in;
@@ -244,7 +240,7 @@ class ZmqPoller(Poller):
 
     @property
     def wakeup_fd(self) -> int:
-        """The write end of the wake pipe (for `signal.set_wakeup_fd`: a signal wakes `poll`)."""
+        """The write end of the wake pipe: a byte written to it wakes `poll`."""
         return self._wake_w
 
     def wake(self) -> None:
@@ -261,13 +257,15 @@ class ZmqPoller(Poller):
 
 
 class ZmqTransport(Transport):
-    """Real sockets on the process-wide ZMQ context. Many services may share one."""
+    """Real sockets on the process-wide ZMQ context. Many services may share one; each
+    loops on a thread of its own (`ThreadScheduler`)."""
 
     name = "zmq"
 
     def __init__(self, context: zmq.Context | None = None) -> None:
         self.context = context or zmq.Context.instance()
-        self.clock = SystemClock()
+        self.clock = WallClock()
+        self.scheduler = ThreadScheduler()
         self._lock = threading.Lock()
         # Ids (workflow ids, epochs): a random prefix per transport and a counter, unique
         # like uuid4().hex (32 hex digits) at a tenth of its cost; every to_send made
@@ -284,130 +282,6 @@ class ZmqTransport(Transport):
 
     def poller(self, *, owner: str) -> Poller:
         return ZmqPoller()
-
-
-class _Zap:
-    """The ZAP handler of one ZMQ context: pyzmq's `ThreadAuthenticator`, one per context.
-
-    Each secured service is a ZAP domain with its own allow-list, so several services in a
-    process never share clients. The thread starts with the first CURVE server socket and
-    stops when the last one closes (or at process exit); plain sockets never start it.
-    """
-
-    def __init__(self, context: zmq.Context) -> None:
-        self.context = context
-        self.allow_lists = AllowLists()
-        self.authenticator = None
-        self._lock = threading.Lock()
-
-    def callback(self, domain: str, client_public: bytes) -> bool:
-        """pyzmq's credentials-provider interface: runs on the authenticator's thread."""
-        return self.allow_lists.allows(domain, client_public)
-
-    def acquire(self, domain: str, allowed: Collection[bytes]) -> None:
-        with self._lock:
-            if not self.allow_lists.add(domain, allowed):
-                return
-            try:
-                if self.authenticator is None:
-                    authenticator = _authenticator_class()(self.context)
-                    authenticator.start()
-                    self.authenticator = authenticator
-                    _register_exit_hook()
-                self.authenticator.configure_curve_callback(domain, self)
-            except BaseException:
-                self.allow_lists.remove(domain)
-                raise
-
-    def release(self, domain: str) -> None:
-        with self._lock:
-            # The domain's provider entry stays (the ZAP thread reads that dict without a
-            # lock); with the domain gone from the allow-lists, it refuses everyone.
-            if self.allow_lists.remove(domain) and self.allow_lists.empty:
-                self._stop()
-
-    def _stop(self) -> None:
-        authenticator, self.authenticator = self.authenticator, None
-        if authenticator is not None:
-            authenticator.stop()
-
-    @property
-    def running(self) -> bool:
-        authenticator = self.authenticator
-        return authenticator is not None and authenticator.is_alive()
-
-
-_ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # fixed by the ZAP spec (RFC 27)
-_pipe_ids = itertools.count(1)
-_authenticator_cls: type | None = None
-
-
-def _authenticator_class() -> type:
-    """pyzmq's ThreadAuthenticator, made restartable at once in the same context.
-
-    pyzmq closes the ZAP socket without unbinding it, and libzmq frees an inproc endpoint
-    only later, on its reaper thread: a new authenticator started right after (the next
-    secured service) failed with EADDRINUSE. Unbinding first frees it synchronously. The
-    control pipe gets a unique name too (pyzmq names it by `id()`, which Python reuses).
-    """
-    global _authenticator_cls
-    if _authenticator_cls is None:
-        from zmq.auth.base import Authenticator
-        from zmq.auth.thread import ThreadAuthenticator
-
-        class _UnbindBeforeClose(Authenticator):
-            def stop(self) -> None:
-                if self.zap_socket is not None:
-                    try:
-                        self.zap_socket.unbind(_ZAP_ENDPOINT)
-                    except zmq.ZMQError:
-                        pass
-                super().stop()
-
-        class _Authenticator(ThreadAuthenticator, _UnbindBeforeClose):
-            def __init__(self, context: zmq.Context) -> None:
-                super().__init__(context)
-                self.pipe_endpoint = f"inproc://service_framework.zap.pipe.{next(_pipe_ids)}"
-
-        _authenticator_cls = _Authenticator
-    return _authenticator_cls
-
-
-_zaps: dict[int, _Zap] = {}
-_zaps_lock = threading.Lock()
-_exit_hook_registered = False
-
-
-def _zap_for(context: zmq.Context) -> _Zap:
-    with _zaps_lock:
-        zap = _zaps.get(id(context))
-        if zap is None or zap.context is not context:
-            zap = _zaps[id(context)] = _Zap(context)
-        return zap
-
-
-def _register_exit_hook() -> None:
-    global _exit_hook_registered
-    if not _exit_hook_registered:
-        _exit_hook_registered = True
-        atexit.register(stop_authenticators)
-
-
-def stop_authenticators() -> None:
-    """Stops every ZAP thread this module started (at process exit)."""
-    with _zaps_lock:
-        zaps = list(_zaps.values())
-    for zap in zaps:
-        with zap._lock:
-            zap._stop()
-
-
-def authenticator_running(context: zmq.Context | None = None) -> bool:
-    """Whether a ZAP authenticator of ours runs on `context` (default: the global one)."""
-    context = context or zmq.Context.instance()
-    with _zaps_lock:
-        zap = _zaps.get(id(context))
-    return zap is not None and zap.context is context and zap.running
 
 
 _default: ZmqTransport | None = None

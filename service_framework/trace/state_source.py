@@ -1,4 +1,9 @@
-"""The fake out side that feeds a replay's recorded ``in state`` updates to an in-state."""
+"""The fake out side that feeds a replay's recorded ``in state`` updates to an in-state.
+
+A replay must speak the state protocol to the in-state exactly as a real out side did, so
+this runs the real `OutState` on a `Runtime` of its own (the one place in the trace
+package that builds a runtime).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ import dataclasses
 import types
 from typing import Any
 
-from .loader import ServiceDefinition
-from .runtime import Event, Runtime
-from .states.merge import copy_value, replace_value
+from ..events import Event
+from ..loader import ServiceDefinition
+from ..runtime import Runtime
+from ..states.merge import copy_value, replace_value
 
 __all__ = ["RecordedStateSource"]
 

@@ -10,10 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
 
-from ._trace_format import TRACE_VERSION, TraceFormatError
-from ._trace_json import event_line, json_line, tagged
-from .logs import get_logger
-from .runtime import Event
+from ..errors import TraceFormatError
+from ..events import Event
+from ..logs import get_logger
+from .format import TRACE_VERSION
+from .lines import event_line, json_line, tagged
 from .tagged_json import _Real
 
 __all__ = ["TraceRecorder", "DEFAULT_FLUSH_EVERY", "DEFAULT_FLUSH_INTERVAL_S", "safe_config"]

@@ -13,8 +13,8 @@ import json.encoder
 from decimal import Decimal
 from typing import Any, Mapping
 
+from ..events import Event
 from . import tagged_json
-from .runtime import Event
 from .tagged_json import _Real
 
 __all__ = ["event_record", "event_line", "json_line", "tagged"]

@@ -11,9 +11,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from ..errors import TraceFormatError
+from ..events import Event
 from . import tagged_json
-from ._trace_format import BASE_KEYS, DIRECTIONS, KINDS, TRACE_VERSION, TraceFormatError
-from .runtime import Event
+from .format import BASE_KEYS, DIRECTIONS, KINDS, TRACE_VERSION
 
 __all__ = ["Trace", "TraceReader", "read_trace"]
 

@@ -1,14 +1,14 @@
-"""Sockets and pollers of the memory bus (see `memory.py`), with ZMQ's semantics."""
+"""Sockets and pollers of the memory bus (see `bus.py`), with ZMQ's semantics."""
 
 from __future__ import annotations
 
 from collections import deque
 from typing import TYPE_CHECKING, Collection, NamedTuple, Sequence
 
-from .base import Frames, Poller, Socket, SocketKind
+from ..base import Frames, Poller, Socket, SocketKind
 
 if TYPE_CHECKING:
-    from .memory import MemoryBus
+    from .bus import MemoryBus
 
 _LOCAL_HOSTS = {"*", "0.0.0.0", "127.0.0.1", "localhost", "::1", "[::1]", ""}
 
@@ -48,14 +48,6 @@ class MemorySocket(Socket):
         self._next_peer = 0
         self._closed = False
         self.curve: CurveRole | None = None
-
-    @property
-    def service(self) -> str:
-        return self.owner.partition(".")[0]
-
-    @property
-    def component(self) -> str:
-        return self.owner.partition(".")[2]
 
     def bind(self, endpoint: str) -> str:
         return self.bus._bind(self, endpoint)
@@ -157,10 +149,16 @@ class MemoryPoller(Poller):
         ready = self.ready()
         if ready or (timeout_s is not None and timeout_s <= 0):
             return ready
-        return self.bus.wait_for(self.ready, timeout_s)
+        return self.bus.scheduler.wait_for(self.ready, timeout_s)
+
+    def has_input(self) -> bool:
+        for socket in self.sockets:
+            if socket.inbox:
+                return True
+        return False
 
     def wake(self) -> None:
-        """Interrupts a wall-clock bus asleep in `run_until_stopped` (virtual time: no-op)."""
+        """Interrupts a wall-clock bus asleep in a blocking run (virtual time: no-op)."""
         self.bus.clock.wake()
 
     def close(self) -> None:

@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import Any, Sequence
 from uuid import UUID
 
-from .trace import TraceFormatError, TraceReader
+from ..errors import TraceFormatError
+from .reader import TraceReader
 
 DEFAULT_WIDTH = 120
 

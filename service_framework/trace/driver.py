@@ -1,9 +1,35 @@
-"""`ReplayDriver`: walks a trace against one service runtime on a memory bus (SPEC §12).
+"""`ReplayDriver`: replays a trace against a service on the memory bus, and says where it
+diverges (SPEC §12).
 
-Each recorded event gets a role: an input to feed (to a replyer, a subscriber or an
-in-state), an answer to give to one of the service's outbound requests, an output to
-compare with what the service sent, or nothing to do. `run` then walks the events in
-order, feeding, answering and comparing; the first difference raises `ReplayDivergence`.
+The recording is the script. Walking its events in order, the replay
+
+* feeds the recorded **inputs**: an ``in request`` to a replyer (over a socket, through the
+  codec, with the recorded workflow id; recorded as received, so a request the replyer
+  refused is fed again and its error reply compared), an ``in message`` to a subscriber,
+  an ``in state`` update to an in-state (through a fake out side that speaks the state
+  protocol);
+* **answers** the service's outbound requests from the recording: per out connection, in
+  order, the ``in reply`` / ``in error`` that followed each recorded ``out request``. An
+  ``in error`` is raised again: a requester's timeout as that `RequestTimeout`, an error
+  reply as the `RemoteError` the requester raised, what an external target raised as
+  described in `service_framework.events` (`recorded_error`). No recorded answer at all (a
+  trace cut short, or written before timeouts were recorded) is a `RequestTimeout`.
+  Publishers are answered too, so nothing leaves the replay;
+* compares each recorded **output** (``out request``, ``out message``, ``out state``,
+  ``out reply``, ``out error``) with what the service sent, and raises `ReplayDivergence`
+  at the first difference, naming the event index, the expected and the actual record.
+
+Compared are direction, kind, name and payload; ``t`` and ``workflow_id`` are identities,
+not content. `mask` blanks volatile fields by key path (``"return_args.count"``,
+``"args.*.updated_time"``, ``"book:return_args.updated_time"`` for one name only). The
+virtual clock follows the recorded ``t`` of each input. In main mode, `main` runs first
+and outputs are compared in order per connection/state (main runs beside the loop in
+production, so only that order is fixed).
+
+`ReplayDriver` replays onto a runtime already on a `MemoryBus` (the pytest `sf_trace`
+fixture); `service_framework.cli.replay` builds the service from its file first (the CLI's
+``--replay``). Each recorded event gets a role — an input to feed, an answer to give, an
+output to compare, or nothing to do — and `run` walks them in order.
 """
 
 from __future__ import annotations
@@ -13,15 +39,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from ._replay_compare import ReplayDivergence, comparable, parse_masks, stream_of
-from ._replay_state import RecordedStateSource
-from ._trace_reader import Trace
-from .envelope import encode_request
-from .errors import RequestTimeout, ServiceFrameworkError, recorded_error
-from .runtime import Event
-from .transport.base import SocketKind
+from ..envelope import encode_request
+from ..errors import ReplayDivergence, ReplayError, RequestTimeout
+from ..events import Event, recorded_error
+from ..transport.base import SocketKind
+from ..transport.memory import MemoryBus
+from .compare import comparable, parse_masks, stream_of
+from .reader import Trace
+from .state_source import RecordedStateSource
 
-__all__ = ["ReplayDriver", "ReplayError", "ReplayReport"]
+__all__ = ["ReplayDriver", "ReplayReport"]
 
 REPLY_TIMEOUT_S = 60.0  # virtual seconds: on the memory bus a reply comes inline
 
@@ -29,10 +56,6 @@ REPLY_TIMEOUT_S = 60.0  # virtual seconds: on the memory bus a reply comes inlin
 FEED_REQUEST, FEED_MESSAGE, FEED_STATE = "feed request", "feed message", "feed state"
 ANSWER, OUTPUT, SKIP = "answer", "output", "skip"
 _INPUTS = (FEED_REQUEST, FEED_MESSAGE, FEED_STATE)
-
-
-class ReplayError(ServiceFrameworkError, ValueError):
-    """A replay cannot start: no trace in record mode 'none', not on the memory bus, …"""
 
 
 @dataclass
@@ -65,7 +88,7 @@ class ReplayDriver:
 
     def __init__(self, trace: Trace, bus: Any, *, mask: Iterable[str] | str = (),
                  follow_time: bool = True) -> None:
-        if not getattr(bus, "drives_runtimes", False):
+        if not isinstance(bus, MemoryBus):
             raise ReplayError("a replay runs on the memory bus (a transport that drives "
                               f"its services), not on {getattr(bus, 'name', bus)!r}")
         self.trace = trace
@@ -200,7 +223,7 @@ class ReplayDriver:
         if answer is None:  # an older trace (timeouts were not recorded) or one cut short
             raise RequestTimeout(f"replay: no reply was recorded for the out request {name!r} "
                                  f"at event {index}")
-        if answer.kind == "error":  # raised again as the service saw it (errors.py says how)
+        if answer.kind == "error":  # raised again as the service saw it (events.py says how)
             raise recorded_error(answer.payload.get("error") or {}, name)
         return copy.deepcopy(answer.payload.get("return_args"))  # the service may change it
 

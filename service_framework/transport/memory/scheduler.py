@@ -1,0 +1,185 @@
+"""Who steps next on the memory bus: one thread steps every service, in an order a seed fixes.
+
+A service is ready when a socket of its has input or a timer of its is due. Among ready
+services the bus's seeded generator picks one, so a seed fixes the whole interleaving.
+Nothing moves time but `advance`, `wait_for` (a poll with a deadline: a request served
+inline, in virtual time) and a blocking run: each moves it to the next thing that happens.
+"""
+
+from __future__ import annotations
+
+import random as _random
+import threading
+from typing import Any, Callable, Protocol
+
+from ..base import Clock, Schedulable, Scheduler
+
+# Steps without a pause before run_until_idle concludes services are ping-ponging forever.
+SETTLE_LIMIT = 1_000_000
+
+
+class TimedDeliveries(Protocol):
+    """Messages the transport holds back until a time (a fault's delay)."""
+
+    def next_delivery(self) -> float | None: ...
+
+    def deliver_due(self) -> None: ...
+
+
+class BusScheduler(Scheduler):
+    """Steps the services of one memory bus; see the module's docstring."""
+
+    def __init__(self, clock: Clock, random: _random.Random,
+                 deliveries: TimedDeliveries) -> None:
+        self.clock = clock
+        self.random = random
+        self.deliveries = deliveries
+        self.runtimes: list[Any] = []  # in the order they started: the seeded choice's order
+        self._finishers: dict[Any, Callable[[], None] | None] = {}
+        self._blocking: dict[Any, tuple[threading.Thread, threading.Event]] = {}
+
+    # -- the Scheduler interface ---------------------------------------------------------
+    def start(self, runtime: Schedulable, finish: Callable[[], None] | None = None) -> None:
+        if runtime not in self.runtimes:
+            self.runtimes.append(runtime)
+        self._finishers[runtime] = finish
+        if runtime.stop_requested:  # stopped while starting: nobody would step it again
+            self._end(runtime)
+
+    def forget(self, runtime: Schedulable) -> None:
+        """Stops stepping `runtime`, without finishing it."""
+        if runtime in self.runtimes:
+            self.runtimes.remove(runtime)
+        self._finishers.pop(runtime, None)
+
+    def stop(self, runtime: Schedulable, timeout_s: float) -> bool:
+        runtime.request_stop()
+        blocking = self._blocking.get(runtime)
+        if blocking is not None and blocking[0] is not threading.current_thread():
+            return blocking[1].wait(timeout_s)  # its blocking run finishes it
+        self._end(runtime)
+        return True
+
+    def _end(self, runtime: Schedulable) -> None:
+        served = runtime in self._finishers
+        finish = self._finishers.get(runtime)
+        self.forget(runtime)
+        if served and finish is not None:
+            finish()
+
+    def run_blocking(self, runtime: Schedulable, finish: Callable[[], None]) -> None:
+        """Serves until `runtime` stops; in virtual time also once nothing can happen any
+        more. On a wall clock the thread sleeps while nothing is due (`wake()` ends it)."""
+        done = threading.Event()
+        self._blocking[runtime] = (threading.current_thread(), done)
+        try:
+            self.start(runtime, finish)
+            while not runtime.stop_requested:
+                if self.run_one():
+                    continue
+                upcoming = self.next_event()
+                if upcoming is None and self.clock.virtual:
+                    break  # in virtual time nothing can happen any more
+                self._wait_until(upcoming)
+            if not runtime.closed:
+                runtime.step(0)  # runs the signal handlers still pending
+        finally:
+            self._blocking.pop(runtime, None)
+            try:
+                self._end(runtime)
+            finally:
+                done.set()
+
+    def spawn(self, target: Callable[[], None], *, name: str) -> None:
+        """One thread steps the bus: `target` runs now, its blocking calls served inline."""
+        target()
+
+    def settle(self) -> None:
+        self.run_until_idle()
+
+    # -- stepping ------------------------------------------------------------------------
+    def _runnable(self) -> list[Any]:
+        now = self.clock.monotonic()
+        found = []
+        for runtime in self.runtimes:
+            if runtime.in_step or runtime.closed or runtime.stop_requested:
+                continue
+            if runtime.poller.has_input():
+                found.append(runtime)
+                continue
+            deadline = runtime.next_deadline()
+            if deadline is not None and deadline <= now:
+                found.append(runtime)
+        return found
+
+    def run_one(self) -> bool:
+        """Steps one service that has input or a due timer; False when none has."""
+        self.deliveries.deliver_due()
+        runnable = self._runnable()
+        if not runnable:
+            return False
+        runtime = runnable[0] if len(runnable) == 1 else self.random.choice(runnable)
+        runtime.step(0)
+        return True
+
+    def next_event(self) -> float | None:
+        """When something happens next without outside input: a delivery or a timer."""
+        upcoming = self.deliveries.next_delivery()
+        for runtime in self.runtimes:
+            if not (runtime.in_step or runtime.closed or runtime.stop_requested):
+                deadline = runtime.next_deadline()
+                if deadline is not None and (upcoming is None or deadline < upcoming):
+                    upcoming = deadline
+        return upcoming
+
+    def run_until_idle(self) -> int:
+        """Runs every service until none has input or a due timer; time does not move."""
+        steps = 0
+        while self.run_one():
+            steps += 1
+            if steps > SETTLE_LIMIT:
+                raise RuntimeError("memory bus: services kept each other busy for "
+                                   f"{SETTLE_LIMIT} steps without settling")
+        return steps
+
+    def advance(self, seconds: float) -> None:
+        """Moves time forward, running every delivery and timer due on the way."""
+        target = self.clock.monotonic() + seconds
+        while True:
+            self.run_until_idle()
+            upcoming = self.next_event()
+            if upcoming is None or upcoming > target:
+                break
+            self._wait_until(upcoming)
+        self._wait_until(target)
+        self.run_until_idle()
+
+    def wait_for(self, ready: Callable[[], list], timeout_s: float | None) -> list:
+        """Runs the bus until `ready()` returns something or `timeout_s` pass."""
+        deadline = None if timeout_s is None else self.clock.monotonic() + timeout_s
+        while True:
+            found = ready()
+            if found:
+                return found
+            if self.run_one():
+                continue
+            upcoming = self.next_event()
+            if upcoming is None or (deadline is not None and upcoming > deadline):
+                if deadline is not None:
+                    self._wait_until(deadline)
+                self.deliveries.deliver_due()
+                return ready()
+            self._wait_until(upcoming)
+
+    def _wait_until(self, t: float | None) -> None:
+        # Never asks a virtual clock to go back: a step run inside another wait (a request
+        # served inline, with its own deadline) may have moved time past `t` already.
+        if t is None or t > self.clock.monotonic():
+            self.clock.wait_until(t)
+
+    def runtime(self, name: str) -> Any:
+        """The runtime of the service `name` on this bus (KeyError when none)."""
+        for runtime in self.runtimes:
+            if runtime.name == name:
+                return runtime
+        raise KeyError(f"no service named {name!r} on this bus")
