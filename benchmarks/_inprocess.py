@@ -17,7 +17,7 @@ from _common import (
 )
 
 from service_framework import Service
-from service_framework.envelope import encode_request
+from service_framework.wire.envelope import encode_request
 
 
 # -- (c) memory bus and (d) deltas -----------------------------------------------------------
@@ -54,7 +54,7 @@ def memory_bus(window_s: float, rounds: int) -> dict[str, list[float]]:
         request("echo", PAYLOAD)
 
     # What any runtime pays per message before moving it: encode, decode, validate twice.
-    from service_framework.envelope import decode_request
+    from service_framework.wire.envelope import decode_request
 
     check = subscriber.runtime.in_connections["ticks"].spec.args.check
 

@@ -27,7 +27,7 @@ from _common import (
 )
 
 from service_framework import Service
-from service_framework.envelope import encode_request
+from service_framework.wire.envelope import encode_request
 
 PEERS = Path(__file__).resolve().parent / "_peers.py"
 START_TIMEOUT_S = 30.0

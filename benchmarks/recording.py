@@ -31,7 +31,7 @@ from pathlib import Path
 
 import zmq
 
-from service_framework.envelope import decode_reply, encode_request
+from service_framework.wire.envelope import decode_reply, encode_request
 
 REPO = Path(__file__).resolve().parents[1]
 ECHO = REPO / "examples" / "echo"

@@ -15,6 +15,7 @@ from .errors import (
     ServiceFrameworkError,
     ServiceStopping,
     TraceFormatError,
+    TypeFormError,
 )
 from .logs import get_logger
 from .service import Service
@@ -22,4 +23,4 @@ from .service import Service
 __all__ = ["Service", "get_logger", "ArgumentError", "ModelError", "ConfigError",
            "RequestTimeout", "RemoteError", "ServiceFrameworkError", "ConfigArgumentError",
            "ServiceStopping", "CodecError", "EnvelopeError", "ProtocolError",
-           "TraceFormatError", "ReplayError", "ReplayDivergence"]
+           "TraceFormatError", "TypeFormError", "ReplayError", "ReplayDivergence"]

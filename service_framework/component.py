@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .addresses import endpoints
+from .addresses import endpoints, socket_needs
 from .transport.base import Socket
-from .wiring import socket_needs
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -35,8 +34,8 @@ class Component:
                          key, many=many)
 
     def open_socket(self, key: str, *, hwm: int = 1000) -> Socket:
-        """The socket this component needs under address `key` (see `wiring`), bound or
-        connected to its addresses."""
+        """The socket this component needs under address `key` (`addresses.socket_needs`),
+        bound or connected to its addresses."""
         need = self._needs[key]
         socket = self.runtime.transport.socket(need.kind,
                                                owner=f"{self.runtime.name}.{self.name}", hwm=hwm)

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from .errors import ArgumentError, ConfigArgumentError, ConfigError
-from .validation import ArgsChecker, make_predicate, translate_type, type_name
+from .wire.forms import translate_type, type_name
+from .wire.validation import ArgsChecker, make_predicate
 
 __all__ = ["build_config", "coerce_json", "convert_value", "flatten_sections",
            "load_config_file", "parse_extras"]

@@ -26,6 +26,18 @@ class ModelError(ServiceFrameworkError):
     """A service's models or hooks are invalid; raised while loading, before anything binds."""
 
 
+class TypeFormError(ModelError):
+    """A type form in a model cannot be used: `form` is the offending piece, `reason` why.
+
+    Raised inside the type-form walk; loading reports it as a `ModelError` naming the place.
+    """
+
+    def __init__(self, form: object, reason: str) -> None:
+        super().__init__(form, reason)
+        self.form = form
+        self.reason = reason
+
+
 class ConfigError(ServiceFrameworkError):
     """The config, the addresses or the command line are invalid."""
 

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 from . import addresses as _addresses
 from . import config as _config
 from . import security as _security
+from .addresses import socket_plan
 from .errors import ConfigError, ModelError
 from .models import ConnectionSpec, StateSpec, connection_specs, state_specs
 
@@ -189,8 +190,6 @@ def _load_security(definition: ServiceDefinition, file_addresses: Mapping) -> No
     A `setup_addresses` result without a section keeps the file's: security is never
     turned off by omission. Relative key paths are resolved against the file's folder.
     """
-    from .wiring import socket_plan
-
     section = definition.addresses.get("security", file_addresses.get("security"))
     definition.security = _security.load_security(
         section, service=definition.name, plan=socket_plan(definition),
@@ -199,8 +198,6 @@ def _load_security(definition: ServiceDefinition, file_addresses: Mapping) -> No
 
 def _check_addresses(definition: ServiceDefinition) -> None:
     """Every socket that needs an address has one (validated, not bound)."""
-    from .wiring import socket_plan
-
     for entry in socket_plan(definition):
         _addresses.endpoints(definition.addresses, entry.section, entry.side, entry.name,
                              entry.key, many=entry.many)

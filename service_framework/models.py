@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .errors import ModelError
-from .validation import ArgsChecker
+from .wire.validation import ArgsChecker
 
 CONNECTION_SIDES = {
     "replyer": "in",

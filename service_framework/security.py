@@ -249,7 +249,7 @@ def load_security(section: Any, *, service: str, plan: Iterable[Any],
                   source: str | None = None) -> Security | None:
     """Parses and checks a ``security`` section against the service's sockets.
 
-    `plan` is the service's socket plan (`wiring.socket_plan`): entries with `section`,
+    `plan` is the service's socket plan (`addresses.socket_plan`): entries with `section`,
     `name` and `binds`. Returns None without a section. Every problem is a ConfigError
     naming the key (``security.server_keys.prices``) and the file.
     """

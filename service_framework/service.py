@@ -9,11 +9,11 @@ import threading
 import types
 from typing import Any, Mapping
 
-from .codec import DEFAULT_MAX_MESSAGE_BYTES
 from .loader import ServiceDefinition, load_service, require_main_mode
 from .logs import get_logger, setup_logging
 from .runtime import Runtime
 from .transport.base import Transport
+from .wire.codec import DEFAULT_MAX_MESSAGE_BYTES
 
 log = get_logger()
 STOP_JOIN_S = 2.0

@@ -36,10 +36,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from service_framework import codec
 from service_framework.service import Service, running_services
 from service_framework.states import protocol
 from service_framework.transport.base import Frames, Packet, SocketKind
+from service_framework.wire import codec
 
 __all__ = ["Faults", "FaultRule", "FaultyTransport", "KINDS", "classify"]
 

@@ -14,13 +14,13 @@ import signal as _signal
 import types
 from typing import Any, Callable, Mapping
 
-from service_framework import codec
 from service_framework.component import SubscriptionCounter
-from service_framework.envelope import decode_reply, encode_request
 from service_framework.errors import ArgumentError, RemoteError, RequestTimeout
 from service_framework.loader import load_service
 from service_framework.service import Service
 from service_framework.transport.base import SocketKind, Transport
+from service_framework.wire import codec
+from service_framework.wire.envelope import decode_reply, encode_request
 
 from .outbox import Outbox
 from .ports import addresses_factory

@@ -7,7 +7,7 @@ import socket
 import weakref
 from typing import Any, Callable, Iterator
 
-from service_framework.wiring import plan_addresses
+from service_framework.addresses import plan_addresses
 
 # The next harness port of each memory bus, counted from 20000 per bus.
 _bus_ports: "weakref.WeakKeyDictionary[Any, Iterator[int]]" = weakref.WeakKeyDictionary()

@@ -20,7 +20,7 @@ from typing import Any, Literal, Mapping, get_args, get_origin
 
 from hypothesis import strategies as st
 
-from service_framework.validation import ArgsChecker
+from service_framework.wire.validation import ArgsChecker
 
 INT64 = (-(2**63), 2**63 - 1)
 _UTC = st.just(_dt.timezone.utc)

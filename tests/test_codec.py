@@ -19,14 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service_framework.codec import (
+from service_framework.errors import ServiceFrameworkError
+from service_framework.wire.codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     MAX_EXT_DEPTH,
     CodecError,
     pack,
     unpack,
 )
-from service_framework.errors import ServiceFrameworkError
 
 # --------------------------------------------------------------------------- strategies
 # (also imported by test_tagged_json.py)
@@ -395,7 +395,7 @@ def test_equal_sets_encode_to_the_same_bytes_whatever_the_hash_seed():
     import subprocess
     import sys
 
-    program = ("from service_framework import codec; "
+    program = ("from service_framework.wire import codec; "
                "print(codec.pack({'t': {'alpha', 'beta', 'gamma', ('x', 1)}, "
                "'f': frozenset(range(40)) | {'s%d' % i for i in range(20)}}).hex())")
     outputs = {subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,

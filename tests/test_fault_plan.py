@@ -196,7 +196,7 @@ def test_a_held_update_waits_for_updates_not_heartbeats_or_for_release():
 
 
 def test_packets_are_classified_by_sockets_and_the_state_protocol():
-    from service_framework.envelope import encode_reply, encode_request
+    from service_framework.wire.envelope import encode_reply, encode_request
 
     def packet(src, dst, body):
         return Packet("a.x", "b.x", src, dst, [b"id", body])

@@ -25,12 +25,18 @@ from helpers import endpoint, free_port, make_module, wait_until
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from service_framework import Service, codec
-from service_framework.envelope import EnvelopeError, decode_reply, decode_request, encode_request
+from service_framework import Service
 from service_framework.errors import ArgumentError
 from service_framework.states import protocol
 from service_framework.states.out_state import OutStateCore
-from service_framework.validation import ArgsChecker
+from service_framework.wire import codec
+from service_framework.wire.envelope import (
+    EnvelopeError,
+    decode_reply,
+    decode_request,
+    encode_request,
+)
+from service_framework.wire.validation import ArgsChecker
 from service_framework_testing.strategies import arguments, invalid_arguments
 
 MAX_BYTES = 4096

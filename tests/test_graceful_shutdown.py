@@ -30,7 +30,7 @@ from helpers import (
 )
 
 from service_framework import Service
-from service_framework.envelope import decode_reply, encode_request
+from service_framework.wire.envelope import decode_reply, encode_request
 
 CLIENTS = 4
 WINDOW = 3  # requests in flight per client: the replyer always has a queue

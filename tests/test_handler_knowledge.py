@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from service_framework import ArgumentError
-from service_framework.states.view import StateUpdate, StatesView
+from service_framework.states.view import StatesView, StateUpdate
 
 FILL_TOTALS = Path(__file__).parent / "services" / "fill_totals.py"
 

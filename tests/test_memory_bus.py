@@ -190,7 +190,7 @@ def test_args_to_a_stub_cross_the_codec_so_what_cannot_be_sent_fails(sf_service)
     import types
     from typing import Any
 
-    from service_framework.codec import CodecError
+    from service_framework.wire.codec import CodecError
 
     module = types.ModuleType("sends_anything")
     module.connection_models = {"out": {"ext": {

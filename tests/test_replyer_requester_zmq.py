@@ -19,8 +19,8 @@ from helpers import (
 )
 
 from service_framework import RemoteError, RequestTimeout
-from service_framework.codec import DEFAULT_MAX_MESSAGE_BYTES
-from service_framework.envelope import decode_request, encode_reply
+from service_framework.wire.codec import DEFAULT_MAX_MESSAGE_BYTES
+from service_framework.wire.envelope import decode_request, encode_reply
 
 
 def calc_replyer(*, on_call=None) -> Any:

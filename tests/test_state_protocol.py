@@ -5,11 +5,11 @@ from decimal import Decimal
 
 import pytest
 
-from service_framework.codec import CodecError, pack
 from service_framework.states import protocol
 from service_framework.states.out_state import OutStateCore, split_protocol_keys
 from service_framework.states.protocol import Heartbeat, ProtocolError, Snapshot, Update
 from service_framework.states.sync import APPLIED, BUFFERED, IGNORED, LOST, OK, SYNCED, InStateSync
+from service_framework.wire.codec import CodecError, pack
 
 D = Decimal
 EPOCH = "e1"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 
-from service_framework import codec
 from service_framework.loader import import_service
-from service_framework.validation import ArgsChecker
+from service_framework.wire import codec
+from service_framework.wire.validation import ArgsChecker
 from service_framework_testing.strategies import (
     arguments,
     delta_streams,

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from test_codec import LONG_REPR, assert_same, hashables, values
 
-from service_framework.codec import pack, unpack
 from service_framework.trace.tagged_json import dumps, from_jsonable, loads, to_jsonable
+from service_framework.wire.codec import pack, unpack
 
 pytestmark = LONG_REPR
 

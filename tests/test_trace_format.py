@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from service_framework import codec
 from service_framework.events import Event
 from service_framework.trace import (
     TraceFormatError,
@@ -27,6 +26,7 @@ from service_framework.trace import (
     read_trace,
 )
 from service_framework.transport.memory import MemoryBus
+from service_framework.wire import codec
 from service_framework_testing.harness import ServiceHarness
 
 ECHO = Path(__file__).resolve().parents[1] / "examples" / "echo"

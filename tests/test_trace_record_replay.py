@@ -19,12 +19,12 @@ import pytest
 import zmq
 
 from service_framework import RemoteError, RequestTimeout, Service
-from service_framework.envelope import decode_reply, encode_request
-from service_framework.events import error_record, recorded_error
 from service_framework.cli import replay
+from service_framework.events import error_record, recorded_error
 from service_framework.trace import DEFAULT_FLUSH_EVERY, ReplayDivergence, ReplayError, read_trace
 from service_framework.trace.cli import main as trace_main
 from service_framework.transport.memory import MemoryBus
+from service_framework.wire.envelope import decode_reply, encode_request
 from service_framework_testing.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]

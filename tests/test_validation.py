@@ -11,7 +11,8 @@ from typing import Any, Literal, Optional
 import pytest
 
 from service_framework.errors import ArgumentError, ModelError
-from service_framework.validation import ArgsChecker, make_predicate, translate_type, type_name
+from service_framework.wire.forms import translate_type, type_name
+from service_framework.wire.validation import ArgsChecker, make_predicate
 
 OWNER = "connection 'echo' request"
 

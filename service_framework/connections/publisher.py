@@ -7,8 +7,8 @@ first send waits for them instead of sleeping after bind (the slow-joiner proble
 from __future__ import annotations
 
 from ..component import SubscriptionCounter, topic_bytes
-from ..envelope import encode_request
 from ..logs import get_logger
+from ..wire.envelope import encode_request
 from .outbound import OutboundConnection
 
 log = get_logger()

@@ -7,12 +7,12 @@ delimiter, a DEALER does not; both work).
 
 from __future__ import annotations
 
-from ..codec import CodecError
 from ..component import Component
-from ..envelope import EnvelopeError, decode_request, encode_error, encode_reply
 from ..errors import ArgumentError
 from ..logs import get_logger
 from ..transport.base import Frames, Socket
+from ..wire.codec import CodecError
+from ..wire.envelope import EnvelopeError, decode_request, encode_error, encode_reply
 
 log = get_logger()
 # Requests handled per wake-up before the loop looks at other sockets and timers.

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import itertools
 
-from ..codec import CodecError
-from ..envelope import EnvelopeError, decode_reply, encode_request
 from ..errors import RemoteError, RequestTimeout
 from ..logs import get_logger
+from ..wire.codec import CodecError
+from ..wire.envelope import EnvelopeError, decode_reply, encode_request
 from .outbound import OutboundConnection
 
 log = get_logger()

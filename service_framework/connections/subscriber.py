@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..codec import CodecError
 from ..component import Component
-from ..envelope import EnvelopeError, decode_request
 from ..logs import get_logger
 from ..transport.base import Frames, Socket
+from ..wire.codec import CodecError
+from ..wire.envelope import EnvelopeError, decode_request
 from .publisher import topic_bytes
 
 log = get_logger()

@@ -12,10 +12,10 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..codec import DEFAULT_MAX_MESSAGE_BYTES, CodecError
 from ..component import Component, SubscriptionCounter, topic_bytes
 from ..logs import get_logger
 from ..transport.base import Socket
+from ..wire.codec import DEFAULT_MAX_MESSAGE_BYTES, CodecError
 from . import protocol
 from .merge import copy_value, merge_patch, replace_value
 

@@ -1,6 +1,6 @@
 """The state protocol's bodies (SPEC §7, the ZeroMQ Guide's Clone pattern), as pure functions.
 
-Four bodies, msgpack maps through `service_framework.codec`, each with ``"v": 1``:
+Four bodies, msgpack maps through `service_framework.wire.codec`, each with ``"v": 1``:
 
 * update (publisher socket, frames ``[topic, body]``):
   ``{v, epoch, seq, is_snapshot, args, workflow_id}`` — `args` is a delta (merged with
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .. import codec
-from ..codec import DEFAULT_MAX_MESSAGE_BYTES
 from ..errors import ProtocolError
+from ..wire import codec
+from ..wire.codec import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = [
     "VERSION", "ProtocolError", "Update", "Heartbeat", "SnapshotRequest", "Snapshot",

@@ -39,11 +39,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from ..envelope import encode_request
 from ..errors import ReplayDivergence, ReplayError, RequestTimeout
 from ..events import Event, recorded_error
 from ..transport.base import SocketKind
 from ..transport.memory import MemoryBus
+from ..wire.envelope import encode_request
 from .compare import comparable, parse_masks, stream_of
 from .reader import Trace
 from .state_source import RecordedStateSource

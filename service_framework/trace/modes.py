@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..addresses import plan_addresses
 from ..errors import ReplayError
 from ..transport.memory import DEFAULT_START
-from ..wiring import plan_addresses
 
 __all__ = ["RECORD_MODES", "memory_addresses", "plan", "started_at"]
 

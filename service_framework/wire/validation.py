@@ -1,4 +1,4 @@
-"""Argument models: type forms, readable type names, and compiled argument checkers.
+"""Argument checkers: models compiled once into per-key predicates (type forms: `forms`).
 
 Validation runs on every message, so each model is compiled once into per-key predicates:
 plain classes use ``isinstance`` (about an order of magnitude faster than typeguard), and
@@ -18,133 +18,18 @@ import reprlib
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any, Union, get_args, get_origin
 
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
-from .errors import ArgumentError, ModelError
+from ..errors import ArgumentError, ModelError, TypeFormError
+from .forms import map_args, translate_type, type_name
 
-__all__ = ["ArgsChecker", "make_predicate", "translate_type", "type_name"]
+__all__ = ["ArgsChecker", "make_predicate"]
 
 _NONE = type(None)
 _UNIONS = (Union, types.UnionType)
 _MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
-_LITERAL_VALUE_TYPES = (int, str, bytes, bool, _NONE)
-_SHORTHANDS = {
-    dict: "a dict shorthand has exactly one {KeyType: ValueType} pair",
-    list: "a list shorthand has exactly one item type: [T]",
-    tuple: "a tuple shorthand needs at least one item type",
-    set: "a set shorthand has exactly one item type: {T}",
-    frozenset: "a frozenset shorthand has exactly one item type",
-}
-
-
-class _BadForm(Exception):
-    """A type form that cannot be used; args: (the offending piece, the reason)."""
-
-
-def translate_type(form: Any, *, where: str) -> Any:
-    """Return the typing form for a model type form (translating 0.0.12 shorthands)."""
-    try:
-        return _translate(form)
-    except _BadForm as exc:
-        bad, reason = exc.args
-        inner = "" if bad is form else f" in {type_name(form)}"
-        raise ModelError(f"{where}: invalid type {type_name(bad)}{inner}: {reason}") from None
-
-
-def _translate(form: Any) -> Any:
-    if form is None or form is _NONE:
-        return _NONE
-    if form is Any:  # checked before `type`: typing.Any is a class on Python 3.11+
-        return Any
-    kind = type(form)
-    if kind in _SHORTHANDS and (len(form) != 1 if kind is not tuple else not form):
-        raise _BadForm(form, _SHORTHANDS[kind])
-    if kind is dict:
-        ((key, value),) = form.items()
-        return dict[_translate(key), _translate(value)]
-    if kind is tuple:
-        if len(form) == 2 and form[1] is Ellipsis:
-            return tuple[_translate(form[0]), ...]
-        return tuple[tuple(_translate(item) for item in form)]
-    if kind in _SHORTHANDS:  # [T], {T}, frozenset({T})
-        return kind[_translate(next(iter(form)))]
-    if isinstance(form, (str, typing.ForwardRef)):
-        raise _BadForm(form, "type names given as strings are not supported; use the type")
-    origin = get_origin(form)
-    if origin is Literal:
-        if not all(isinstance(v, _LITERAL_VALUE_TYPES) or hasattr(v, "_value_")
-                   for v in get_args(form)):
-            raise _BadForm(form, "Literal values must be str/int/bytes/bool/None/Enum")
-        return form
-    if origin in (typing.ClassVar, typing.Final):
-        raise _BadForm(form, "not a value type")
-    if origin is not None:
-        return _map_args(form, origin, _translate)
-    if isinstance(form, typing.TypeVar):
-        raise _BadForm(form, "a model cannot use a type variable")
-    if isinstance(form, type) or hasattr(form, "__supertype__"):  # classes and NewTypes
-        return form
-    raise _BadForm(form, "not a type (expected a class, a typing form or a shorthand)")
-
-
-def _map_args(form: Any, origin: Any, fn: Callable[[Any], Any]) -> Any:
-    """Rebuild a typing form with `fn` applied to its type arguments."""
-    if origin is Literal or origin is cabc.Callable:
-        return form  # their arguments are values / a parameter list, not type forms
-    args = get_args(form)
-    if origin is Annotated:
-        return Annotated[(fn(args[0]), *form.__metadata__)]
-    new_args = tuple(arg if arg is Ellipsis or arg == () else fn(arg) for arg in args)
-    if new_args == args:
-        return form  # keep the user's spelling (typing.List[int] stays as given)
-    if origin in _UNIONS:
-        return Union[new_args]  # noqa: UP007 - built at run time, not an annotation
-    if isinstance(form, types.GenericAlias):
-        return types.GenericAlias(origin, new_args)
-    return form.copy_with(new_args)
-
-
-def type_name(form: Any) -> str:
-    """A readable name for a type form: ``int``, ``dict[str, Decimal]``, ``int | None``."""
-    if form is Any:
-        return "Any"
-    if form is None or form is _NONE:
-        return "None"
-    if form is Ellipsis:
-        return "..."
-    kind = type(form)
-    if kind in _SHORTHANDS:
-        try:
-            form = _translate(form)
-        except _BadForm:  # show a bad shorthand readably: [int, str], {int: str, str: int}
-            if kind is dict:
-                return "{" + ", ".join(f"{type_name(k)}: {type_name(v)}"
-                                       for k, v in form.items()) + "}"
-            if not form and kind in (set, frozenset):
-                return f"{kind.__name__}()"
-            inner = ", ".join(type_name(item) for item in form)
-            return {list: "[{}]", tuple: "({})", set: "{{{}}}"}.get(kind, "{{{}}}").format(inner)
-    origin = get_origin(form)
-    if origin is None:
-        if isinstance(form, type) or hasattr(form, "__supertype__"):
-            qualname = form.__qualname__  # Outer.Inner reads well; f.<locals>.Inner does not
-            return form.__name__ if "<locals>" in qualname else qualname
-        return repr(form)
-    args = get_args(form)
-    if origin in _UNIONS:
-        return " | ".join(type_name(arg) for arg in args)
-    if origin is Literal:
-        return f"Literal[{', '.join(repr(arg) for arg in args)}]"
-    if origin is Annotated:
-        return type_name(args[0])
-    if origin is cabc.Callable:
-        return repr(form).replace("collections.abc.", "").replace("typing.", "")
-    name = type_name(origin)
-    if not args:
-        return f"{name}[()]" if origin is tuple and form is not typing.Tuple else name  # noqa: UP006
-    return f"{name}[{', '.join(type_name(arg) for arg in args)}]"
 
 
 # --- strict numbers -------------------------------------------------------------------
@@ -171,7 +56,7 @@ def _strict(form: Any) -> Any:
     if isinstance(form, type) and form in _STRICT:
         return _STRICT[form]
     origin = get_origin(form)
-    return form if origin is None else _map_args(form, origin, _strict)
+    return form if origin is None else map_args(form, origin, _strict)
 
 
 # --- compiled predicates ----------------------------------------------------------------
@@ -222,7 +107,7 @@ def _compile(form: Any) -> Predicate:
     try:  # a probe value makes typeguard reject forms it cannot check, at load time
         typeguard_predicate(_PROBE)
     except Exception as exc:  # noqa: BLE001 - any failure here means an unusable form
-        raise _BadForm(form, f"typeguard cannot check it ({exc})") from None
+        raise TypeFormError(form, f"typeguard cannot check it ({exc})") from None
     return typeguard_predicate
 
 
@@ -231,7 +116,7 @@ def make_predicate(form: Any, *, where: str = "type") -> Predicate:
     translated = translate_type(form, where=where)
     try:
         return _compile(translated)
-    except _BadForm as exc:
+    except TypeFormError as exc:
         raise ModelError(f"{where}: invalid type {type_name(form)}: {exc.args[1]}") from None
 
 
@@ -363,7 +248,7 @@ class ArgsChecker:
             try:
                 self._checks[key] = _compile(form)
                 self._partial_checks[key] = _compile_partial(form)
-            except _BadForm as exc:
+            except TypeFormError as exc:
                 raise ModelError(f"{where}, key {key!r}: invalid type {type_name(form)}: "
                                  f"{exc.args[1]}") from None
 

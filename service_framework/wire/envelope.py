@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from ..errors import EnvelopeError
 from . import codec
-from .errors import EnvelopeError
 
 VERSION = 1
 

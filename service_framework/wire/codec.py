@@ -48,7 +48,7 @@ from msgpack.exceptions import ExtraData, FormatError, StackError
 
 from service_framework.errors import CodecError
 
-from ._ext_types import (
+from .ext_types import (
     EXT_DATE,
     EXT_DATETIME,
     EXT_DECIMAL,
