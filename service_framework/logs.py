@@ -7,6 +7,8 @@ import logging
 import logging.handlers
 from pathlib import Path
 
+from .errors import ConfigError
+
 LOGGER_NAME = "service_framework"
 _FORMAT = "%(asctime)s %(levelname)s [%(service)s %(workflow_id)s] %(name)s: %(message)s"
 
@@ -43,8 +45,6 @@ def check_level(level: str | int) -> int:
         return level
     value = logging.getLevelName(str(level).upper())
     if not isinstance(value, int):
-        from .errors import ConfigError
-
         raise ConfigError(f"unknown log level {level!r} (expected DEBUG, INFO, WARNING, "
                           "ERROR or CRITICAL)")
     return value

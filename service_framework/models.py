@@ -6,6 +6,7 @@ arguments). A spec is what the runtime uses: side, type, checkers, handler, crea
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -285,8 +286,6 @@ def resolve_target(value: Any, where: str) -> Callable:
     if not isinstance(value, str) or not value:
         raise ModelError(f"{where}.target: expected a callable or an import path string, "
                          f"got {type(value).__name__}")
-    import importlib
-
     if ":" in value:
         module_name, _, attr_path = value.partition(":")
         attrs = attr_path.split(".")

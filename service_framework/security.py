@@ -54,6 +54,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .logs import get_logger
+from .transport.curve import write_key_files
 
 __all__ = ["KeyPair", "Security", "keygen", "load_security"]
 
@@ -72,8 +73,6 @@ def keygen(directory: str | os.PathLike, name: str | None = None) -> list[Path]:
     ``--keygen keys/orders`` gives ``keys/orders/orders.key``. Existing files are never
     overwritten (ConfigError). Returns the two paths, public first.
     """
-    from .transport.curve import write_key_files
-
     folder = Path(directory).expanduser()
     name = name or folder.resolve().name or "service"
     try:

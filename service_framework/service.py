@@ -12,7 +12,10 @@ from typing import Any, Mapping
 from .loader import ServiceDefinition, load_service, require_main_mode
 from .logs import get_logger, setup_logging
 from .runtime import Runtime
+from .trace.recorder import TraceRecorder
 from .transport.base import Transport
+from .transport.memory import default_bus
+from .transport.zmq import default_zmq_transport
 from .wire.codec import DEFAULT_MAX_MESSAGE_BYTES
 
 log = get_logger()
@@ -33,12 +36,8 @@ class _MainInterrupted(BaseException):
 
 def resolve_transport(transport: str | Transport | None) -> Transport:
     if transport is None or transport == "zmq":
-        from .transport.zmq import default_zmq_transport
-
         return default_zmq_transport()
     if transport == "memory":
-        from .transport.memory import default_bus
-
         return default_bus()
     if isinstance(transport, Transport):
         return transport
@@ -222,10 +221,6 @@ class Service:
         return self._record(runtime, path, append=append)
 
     def _record(self, runtime: Runtime, path: str | os.PathLike, *, append: bool = False) -> Any:
-        # Imported here: the trace package imports this module (its replay entry builds a
-        # Service), a cycle; and a service that records nothing never loads it.
-        from .trace.recorder import TraceRecorder
-
         recorder = TraceRecorder.attach(runtime, path, append=append,
                                         seed=self.transport.seed)
         self._recorders.append(recorder)

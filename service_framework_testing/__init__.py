@@ -3,15 +3,10 @@
 from service_framework.errors import ReplayDivergence
 from service_framework.events import Sent
 
+from .delta import replay_delta_stream
+from .faults import FaultRule, Faults
+from .faulty import FaultyTransport
 from .harness import ServiceHarness
 
-__all__ = ["ServiceHarness", "Sent", "replay_delta_stream", "ReplayDivergence"]
-
-
-def __getattr__(name: str):
-    # Imported on first use: it needs the states modules.
-    if name == "replay_delta_stream":
-        from .delta import replay_delta_stream
-
-        return replay_delta_stream
-    raise AttributeError(name)
+__all__ = ["ServiceHarness", "Sent", "replay_delta_stream", "ReplayDivergence", "Faults",
+           "FaultRule", "FaultyTransport"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from freezegun import freeze_time
+
 from service_framework.transport.memory import MemoryBus
 
 from .faults import Faults
@@ -77,8 +79,6 @@ class TestBus:
         """
         if self._freezer is not None:
             return
-        from freezegun import freeze_time
-
         self._freezer = freeze_time(self.bus.clock.now(), ignore=_REAL_TIME_MODULES)
         self._frozen = self._freezer.start()
         self.bus.clock.listeners.append(self._frozen.move_to)

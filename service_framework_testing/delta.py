@@ -39,5 +39,5 @@ def replay_delta_stream(harness: "ServiceHarness", state: str, updates: Sequence
         if index in duplicate:
             source.repeat_last(settle=False)
     source.release(settle=False)
-    source.settle(past_heartbeat=True)
+    source.catch_up(past_heartbeat=True)
     return source.value

@@ -41,7 +41,7 @@ from service_framework.states import protocol
 from service_framework.transport.base import Frames, Packet, SocketKind
 from service_framework.wire import codec
 
-__all__ = ["Faults", "FaultRule", "FaultyTransport", "KINDS", "classify"]
+__all__ = ["Faults", "FaultRule", "KINDS", "classify"]
 
 KINDS = frozenset({"request", "reply", "publish", "delta", "snapshot_request",
                    "snapshot_reply", "heartbeat"})
@@ -322,4 +322,3 @@ class Faults:
 
 
 # Over ZeroMQ (the module is its own, for size; it loads `zmq` only when one is made).
-from .faulty import FaultyTransport  # noqa: E402

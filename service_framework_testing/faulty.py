@@ -26,6 +26,9 @@ from service_framework.transport.base import (
     Transport,
 )
 from service_framework.transport.memory.sockets import endpoint_key
+from service_framework.transport.zmq import ZmqTransport
+
+from .faults import Faults
 
 __all__ = ["FaultyTransport", "FaultySocket", "FaultyPoller"]
 
@@ -58,11 +61,7 @@ class FaultyTransport(Transport):
     name = "zmq"
 
     def __init__(self, inner: Transport | None = None, *, seed: int = 0) -> None:
-        from .faults import Faults  # (faults.py imports this module)
-
         if inner is None:
-            from service_framework.transport.zmq import ZmqTransport
-
             inner = ZmqTransport()
         self.inner = inner
         self.clock = inner.clock

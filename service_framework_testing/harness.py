@@ -24,6 +24,7 @@ from service_framework.wire.envelope import decode_reply, encode_request
 
 from .outbox import Outbox
 from .ports import addresses_factory
+from .source import StateSource
 
 _MISSING = object()
 DEFAULT_TIMEOUT_S = 5.0
@@ -221,8 +222,6 @@ class ServiceHarness:
     def state_source(self, state: str):
         """A fake out side for an in-state: push snapshots, deltas, gaps, restarts."""
         if state not in self._sources:
-            from .source import StateSource
-
             self._sources[state] = StateSource(self, state)
         return self._sources[state]
 

@@ -13,9 +13,11 @@ import pytest
 
 from service_framework.service import running_services
 from service_framework.transport.memory import DEFAULT_START, MemoryBus
+from service_framework.transport.zmq import default_zmq_transport
 
 from .bus import TestBus
 from .harness import ServiceHarness
+from .replay import TraceFixture
 
 _FIXTURES = ("sf_service", "sf_bus", "sf_trace")
 
@@ -75,8 +77,6 @@ def sf_service(request: pytest.FixtureRequest, sf_bus: TestBus, sf_transport_nam
             harness = sf_bus.service(spec, config=config, addresses=addresses,
                                      main_mode=main_mode)
         elif name == "zmq":
-            from service_framework.transport.zmq import default_zmq_transport
-
             harness = ServiceHarness(spec, transport=default_zmq_transport(), config=config,
                                      addresses=addresses, main_mode=main_mode)
             harnesses.append(harness)
@@ -92,8 +92,6 @@ def sf_service(request: pytest.FixtureRequest, sf_bus: TestBus, sf_transport_nam
 @pytest.fixture
 def sf_trace(request: pytest.FixtureRequest, sf_bus: TestBus):
     """Record and replay traces (see `service_framework_testing.replay`)."""
-    from .replay import TraceFixture
-
     return TraceFixture(sf_bus, request)
 
 

@@ -20,7 +20,8 @@ from service_framework.states import protocol
 from service_framework.transport.base import Packet, SocketKind
 from service_framework.transport.memory import MemoryBus
 from service_framework_testing.bus import TestBus
-from service_framework_testing.faults import Faults, FaultyTransport, classify
+from service_framework_testing.faults import Faults, classify
+from service_framework_testing.faulty import FaultyTransport
 
 ECHO = Path(__file__).parents[1] / "examples" / "echo"
 BOOK = {"asks": {Decimal: Decimal}, "bids": {Decimal: Decimal}}

@@ -27,11 +27,12 @@ def test_derived_data_is_recomputed_from_the_snapshot_after_a_gap(totals):
     source.update({"fills": {"b": 3}})
     source.lose({"fills": {"c": 4}})  # the in side misses it: a gap, then a snapshot
     source.update({"fills": {"d": 1}})
-    source.settle(past_heartbeat=True)
+    source.catch_up(past_heartbeat=True)
     assert totals.request("total", {}) == {"total": 10, "synced": True}
     kinds = [kind for kind, _ in fill_totals.KINDS]
     assert kinds[0] == "snapshot" and kinds[-1] == "snapshot"  # first sync, then the resync
-    assert "delta" in kinds
+    if totals.on_memory:  # on ZeroMQ a slow-joining SUB may get the first ones by snapshot
+        assert "delta" in kinds
 
 
 def test_a_restarted_out_side_is_a_new_epoch_with_a_snapshot(totals):
@@ -40,7 +41,7 @@ def test_a_restarted_out_side_is_a_new_epoch_with_a_snapshot(totals):
     source.update({"fills": {"a": 2}})
     source.restart()
     source.update({"fills": {"z": 7}})
-    source.settle(past_heartbeat=True)
+    source.catch_up(past_heartbeat=True)
     assert totals.request("total", {}) == {"total": 7, "synced": True}
     assert fill_totals.KINDS[0] == ("snapshot", True)
     assert ("snapshot", True) in fill_totals.KINDS[1:]  # the new epoch starts from a snapshot

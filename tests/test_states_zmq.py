@@ -20,7 +20,7 @@ from helpers import free_port, wait_until
 
 from service_framework import ArgumentError, Service
 from service_framework.states.merge import merge_patch
-from service_framework_testing.faults import FaultyTransport
+from service_framework_testing.faulty import FaultyTransport
 
 HB = 0.2  # heartbeat interval of the producers here
 BOOK = {"asks": {Decimal: Decimal}, "bids": {Decimal: Decimal}}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..component import Component, SubscriptionCounter, topic_bytes
 from ..logs import get_logger
-from ..transport.base import Socket
+from ..transport.base import Frames, Socket
 from ..wire.codec import DEFAULT_MAX_MESSAGE_BYTES, CodecError
 from . import protocol
 from .merge import copy_value, merge_patch, replace_value
@@ -157,19 +157,39 @@ class OutState(Component):
 
     # -- updates (any thread) -------------------------------------------------------------
     def send(self, args: Any, workflow_id: str) -> dict:
+        self.publish(args, workflow_id)
+        return {}
+
+    def publish(self, args: Any, workflow_id: str | None = None, *, seq: int | None = None,
+                send: bool = True) -> Frames:
+        """Validates and applies one update, publishes it, and returns its frames.
+
+        A stand-alone out side (`states.standalone`) uses the rest: `seq` numbers the update
+        (a recorded one keeps its seq), and `send=False` applies it without publishing, so
+        the caller may lose it, hold it back or repeat it (`send_frames`).
+        """
         args, is_snapshot = split_protocol_keys(args, self.spec.protocol_keys)
         self._check(args, partial=self._delta and not is_snapshot)
-        runtime = self.runtime
         with self.lock:
-            body = self.core.update(args, is_snapshot, workflow_id)
-            seq = self.core.seq
-            publisher = self.publisher
-            if publisher is not None and not publisher.send([self.topic, body]):
-                self._dropped()
-            self._last_sent = runtime.clock.monotonic()
-        runtime.emit("out", "state", self.name, workflow_id, args=args, seq=seq,
-                     is_snapshot=is_snapshot or not self._delta)
-        return {}
+            if seq is not None:
+                self.core.seq = seq - 1
+            frames = [self.topic, self.core.update(args, is_snapshot, workflow_id)]
+            if send:
+                self._send_locked(frames)
+        self.runtime.emit("out", "state", self.name, workflow_id or "", args=args,
+                          seq=self.core.seq, is_snapshot=is_snapshot or not self._delta)
+        return frames
+
+    def send_frames(self, frames: Frames) -> None:
+        """Publishes frames that `publish(send=False)` returned (again, or late)."""
+        with self.lock:
+            self._send_locked(frames)
+
+    def _send_locked(self, frames: Frames) -> None:
+        publisher = self.publisher
+        if publisher is not None and not publisher.send(frames):
+            self._dropped()
+        self._last_sent = self.runtime.clock.monotonic()
 
     def _dropped(self) -> None:
         self.dropped += 1

@@ -12,6 +12,8 @@ import os
 import threading
 from collections.abc import Collection
 
+import zmq.auth
+
 from ..logs import get_logger
 
 log = get_logger()
@@ -104,7 +106,5 @@ def _service(domain: str) -> str:
 
 def write_key_files(folder: str | os.PathLike, name: str) -> None:
     """Writes a new Curve25519 key pair as ZMQ certificates: `folder/name.key` (public)
-    and `folder/name.key_secret` (both keys). pyzmq writes them; imported only here."""
-    import zmq.auth
-
+    and `folder/name.key_secret` (both keys), as pyzmq writes them."""
     zmq.auth.create_certificates(folder, name)

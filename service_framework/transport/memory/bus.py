@@ -13,7 +13,6 @@ import datetime as _dt
 import heapq
 import itertools
 import random
-from typing import Any
 
 from ..base import FaultHook, Frames, Packet, Poller, Socket, SocketKind, Transport
 from ..clocks import DEFAULT_START, VirtualClock, WallClock
@@ -77,13 +76,6 @@ class MemoryBus(Transport):
     def advance(self, seconds: float) -> None:
         """Moves time forward, running every delivery and timer due on the way."""
         self.scheduler.advance(seconds)
-
-    def attach(self, runtime: Any) -> None:
-        """Steps a bare runtime from now on (one no `Service` owns: a replay's fake side)."""
-        self.scheduler.start(runtime)
-
-    def detach(self, runtime: Any) -> None:
-        self.scheduler.forget(runtime)
 
     # -- wiring --------------------------------------------------------------------------
     def _bind(self, socket: MemorySocket, endpoint: str) -> str:
