@@ -6,6 +6,7 @@ from .errors import (
     ConfigArgumentError,
     ConfigError,
     EnvelopeError,
+    InvariantViolation,
     ModelError,
     ProtocolError,
     RemoteError,
@@ -23,4 +24,5 @@ from .service import Service
 __all__ = ["Service", "get_logger", "ArgumentError", "ModelError", "ConfigError",
            "RequestTimeout", "RemoteError", "ServiceFrameworkError", "ConfigArgumentError",
            "ServiceStopping", "CodecError", "EnvelopeError", "ProtocolError",
-           "TraceFormatError", "TypeFormError", "ReplayError", "ReplayDivergence"]
+           "TraceFormatError", "TypeFormError", "ReplayError", "ReplayDivergence",
+           "InvariantViolation"]

@@ -142,3 +142,8 @@ def _one_line(record: dict | None) -> str:
 
 def _rebuild_divergence(index, expected, actual, reason, path, line) -> ReplayDivergence:
     return ReplayDivergence(index, expected, actual, reason, path=path, line=line)
+
+
+class InvariantViolation(AssertionError):
+    """A simulated run broke an invariant (a built-in one or `sf_bus.invariant`): the message
+    names the seed, the virtual time, the service and the message or value concerned."""

@@ -45,6 +45,7 @@ class Runtime:
         self.counters: dict[str, int] = {}
         self.sent_listeners: list[Callable[[Sent], None]] = []
         self.event_listeners: list[Callable[[Event], None]] = []
+        self.error_listeners: list[Callable[[str, BaseException], None]] = []
         self._watchers: dict[Socket, Callable[[Socket], None]] = {}
         self._pending_signals: list[tuple[str, int, Any]] = []
         self._state_values: dict[str, dict] = {}
@@ -133,10 +134,11 @@ class Runtime:
                         if callback is not None:
                             try:
                                 callback(socket)
-                            except Exception:  # one bad input never ends the loop
+                            except Exception as error:  # one bad input never ends the loop
                                 self.count("errors")
                                 log.exception("%s: handling input failed; the service goes "
                                               "on", socket.owner)
+                                self.report_error(f"input of {socket.owner}", error)
                             handled += 1
                 handled += self.run_timers()
                 self._deliver_signals()
@@ -229,15 +231,24 @@ class Runtime:
             self.count(counter)
             log.exception("%s raised %s; the service goes on", where, type(error).__name__,
                           extra={"workflow_id": workflow_id})
+            self.report_error(where, error)
 
     def guard(self, function: Callable, *args: Any, where: str) -> Any:
         """Runs framework or user code whose failure must not stop the loop."""
         try:
             return function(*args)
-        except Exception:
+        except Exception as error:
             self.count("errors")
             log.exception("%s failed; the service goes on", where)
+            self.report_error(where, error)
             return None
+
+    def report_error(self, where: str, error: BaseException) -> None:
+        """Tells `error_listeners` that code the loop guards raised and was swallowed (a
+        subscriber's handler, an `on_update`, a timer, a signal handler, `main`): the
+        service went on, but a test should hear of it."""
+        for listener in self.error_listeners:
+            listener(where, error)
 
     def init(self) -> None:
         if self.definition.init_function is not None:

@@ -198,6 +198,8 @@ class Service:
         except BaseException as error:  # kept for the caller; the CLI exits 1
             self.main_error = error
             log.exception("main raised %s", type(error).__name__)
+            if isinstance(error, Exception):
+                self.runtime.report_error("main", error)
 
     def _main_then_stop(self) -> None:
         runtime = self.runtime

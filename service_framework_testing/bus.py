@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import random as _random
+from typing import Any, Callable
 
 from freezegun import freeze_time
 
@@ -10,6 +11,7 @@ from service_framework.transport.memory import MemoryBus
 
 from .faults import Faults
 from .harness import ServiceHarness
+from .invariants import Invariants
 
 # Code that must keep real time while the bus freezes it for services.
 _REAL_TIME_MODULES = ["zmq", "service_framework.transport.zmq",
@@ -24,13 +26,50 @@ class TestBus:
     __test__ = False  # not a pytest test class
 
     def __init__(self, bus: MemoryBus) -> None:
-        self.bus = bus
         self.harnesses: list[ServiceHarness] = []
         self._freezer = None
         self._frozen = None
+        # Called with every runtime a service of this bus starts (a simulation watches them).
+        self.runtime_watchers: list[Callable[[Any], None]] = []
+        self._use(bus)
+
+    def _use(self, bus: MemoryBus) -> None:
+        self.bus = bus
         # The plan draws from the bus's generator: the bus's seed fixes its faults too.
         self.faults = Faults(bus, random=bus.random)
         bus.fault_hook = self.faults.apply
+        # The test's own randomness (a workload), fixed by the seed like everything else.
+        self.random = _random.Random(f"workload-{bus.seed}")
+        self.invariants = Invariants(self)
+
+    def reset(self, seed: int) -> None:
+        """Starts over on a fresh bus with `seed` (a sweep runs the test body once per seed):
+        the services stop, virtual time starts again, faults and expectations are cleared."""
+        for harness in self.harnesses:
+            harness.close()
+        self.harnesses.clear()
+        old = self.bus
+        self._use(MemoryBus(seed=seed, start=old.clock.start))
+        if self._freezer is not None:
+            old.clock.listeners.remove(self._frozen.move_to)
+            self._frozen.move_to(self.bus.clock.now())
+            self.bus.clock.listeners.append(self._frozen.move_to)
+
+    def expect_errors(self, *what: type | str) -> None:
+        """Exceptions the test means a handler, hook or `main` to raise: classes, or text
+        found in the message or in where it was raised. Any other fails the test."""
+        self.invariants.expected_errors.extend(what)
+
+    def invariant(self, check: Callable[["TestBus"], Any]) -> Callable[["TestBus"], Any]:
+        """Adds a check of the test's own, run after every delivery (usable as a decorator);
+        it fails the run by raising or by returning False."""
+        self.invariants.user.append(check)
+        return check
+
+    def check_errors(self) -> None:
+        """Fails (`InvariantViolation`) on an error a service survived that the test did not
+        expect, naming the seed, the virtual time, the service and the error."""
+        self.invariants.check_errors(self.harnesses)
 
     @property
     def seed(self) -> int:
@@ -52,7 +91,7 @@ class TestBus:
             raise ValueError("sf_bus.service runs on the memory bus; use sf_service for zmq")
         self.freeze_time()
         harness = ServiceHarness(spec, transport=self.bus, config=config, addresses=addresses,
-                                 main_mode=main_mode)
+                                 main_mode=main_mode, runtime_watchers=self.runtime_watchers)
         self.harnesses.append(harness)
         return harness
 

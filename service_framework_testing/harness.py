@@ -12,7 +12,7 @@ import itertools
 import os
 import signal as _signal
 import types
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from service_framework.component import SubscriptionCounter
 from service_framework.errors import ArgumentError, RemoteError, RequestTimeout
@@ -27,6 +27,19 @@ from .ports import addresses_factory
 from .source import StateSource
 
 _MISSING = object()
+
+
+class RaisedError(NamedTuple):
+    """An exception user code raised that the service survived (it was logged)."""
+
+    t: float  # the transport's clock (virtual seconds on the bus)
+    service: str
+    where: str
+    error: BaseException
+
+    def __str__(self) -> str:
+        return (f"t={self.t:.6f} service {self.service!r}: {self.where} raised "
+                f"{type(self.error).__name__}: {self.error}")
 DEFAULT_TIMEOUT_S = 5.0
 
 
@@ -36,7 +49,8 @@ class ServiceHarness:
     def __init__(self, spec: str | os.PathLike | types.ModuleType, *, transport: Transport,
                  config: Mapping | str | os.PathLike | None = None,
                  addresses: Mapping | str | os.PathLike | None = None,
-                 main_mode: bool = False) -> None:
+                 main_mode: bool = False,
+                 runtime_watchers: list[Callable[[Any], None]] | None = None) -> None:
         self.transport = transport
         self.main_mode = main_mode
         definition = load_service(spec, config=config, addresses=addresses,
@@ -44,18 +58,31 @@ class ServiceHarness:
                                   addresses_for=addresses_factory(transport))
         self.service = Service.from_definition(definition, transport=transport)
         self.sent = Outbox()
+        # What the service's handlers, hooks and `main` raised and the loop swallowed: a
+        # test fails on them unless it expects them (`sf_bus.expect_errors`).
+        self.errors: list[RaisedError] = []
         self._stubs: dict[str, Callable] = {}
         self._ids = itertools.count(1)
         self._sockets: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._sources: dict[str, Any] = {}
         self.service.runtime_listeners.append(self._attach)
+        # (a list shared with the bus: watchers added later see later runtimes)
+        self._watchers = runtime_watchers if runtime_watchers is not None else []
         self.service.run_service()
         self.settle()
 
     def _attach(self, runtime) -> None:
         if self.sent.record not in runtime.sent_listeners:  # a restart keeps the old ones
             runtime.sent_listeners.append(self.sent.record)
+        if self._on_error not in runtime.error_listeners:
+            runtime.error_listeners.append(self._on_error)
         self.apply_stubs(runtime)
+        for watch in self._watchers:
+            watch(runtime)
+
+    def _on_error(self, where: str, error: BaseException) -> None:
+        self.errors.append(RaisedError(self.transport.clock.monotonic(), self.name, where,
+                                       error))
 
     def apply_stubs(self, runtime) -> None:
         """Stubs belong to the harness: a restarted service answers with them too."""

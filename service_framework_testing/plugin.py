@@ -11,13 +11,16 @@ from typing import Any, Iterator
 
 import pytest
 
+from service_framework.errors import InvariantViolation
 from service_framework.service import running_services
 from service_framework.transport.memory import DEFAULT_START, MemoryBus
 from service_framework.transport.zmq import default_zmq_transport
 
 from .bus import TestBus
 from .harness import ServiceHarness
+from .plans import LEVELS
 from .replay import TraceFixture
+from .simulation import sweep
 
 _FIXTURES = ("sf_service", "sf_bus", "sf_trace")
 
@@ -31,6 +34,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seed of the memory bus (ordering choices and fault draws)")
     group.addoption("--sf-start", default=DEFAULT_START.isoformat(),
                     help="virtual clock start, ISO 8601 (default 2030-01-01T00:00:00+00:00)")
+    group.addoption("--sf-runs", type=int, default=None,
+                    help="run every sf_bus test body on this many seeds, from --sf-seed "
+                         "(default: the sf_simulate marker's runs, else one run)")
+    group.addoption("--sf-faults", choices=LEVELS, default=None,
+                    help="fault level of seed sweeps: calm, stormy or hostile "
+                         "(default: the sf_simulate marker's, else stormy)")
+    group.addoption("--sf-check-determinism", action="store_true",
+                    help="run each seed of a sweep twice and compare the deliveries")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sf_simulate(runs=100, faults='stormy'): run the test body on many seeds "
+        "of the memory bus (sf_bus), with a fault level, checking invariants; a failure is "
+        "shrunk and kept as traces (see service_framework_testing.simulation)")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -61,8 +79,10 @@ def sf_bus(request: pytest.FixtureRequest) -> Iterator[TestBus]:
     try:
         yield bus
     finally:
+        harnesses = list(bus.harnesses)
         bus.close()
         _check_leaks(before, threads_before, bus)
+    _check_errors(bus, harnesses)
 
 
 @pytest.fixture
@@ -87,6 +107,7 @@ def sf_service(request: pytest.FixtureRequest, sf_bus: TestBus, sf_transport_nam
     yield make
     for harness in harnesses:
         harness.close()
+    _check_errors(sf_bus, harnesses)
 
 
 @pytest.fixture
@@ -116,7 +137,51 @@ def _check_leaks(before: set[int], threads_before: set[threading.Thread], bus: T
                     + ", ".join(thread.name for thread in threads), pytrace=False)
 
 
+def _check_errors(bus: TestBus, harnesses: list[ServiceHarness]) -> None:
+    try:
+        bus.invariants.check_errors(harnesses)
+    except InvariantViolation as violation:
+        pytest.fail(f"a service survived an error the test did not expect: {violation}",
+                    pytrace=False)
+
+
 _seed_key = pytest.StashKey[int]()
+_sweeps_key = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Runs a simulated test's body once per seed (see `simulation.sweep`)."""
+    config = pyfuncitem.config
+    marker = pyfuncitem.get_closest_marker("sf_simulate")
+    runs = config.getoption("sf_runs") or (marker.kwargs.get("runs", 100) if marker else None)
+    if not runs or "sf_bus" not in pyfuncitem.funcargs:
+        return None
+    level = config.getoption("sf_faults") or (marker.kwargs.get("faults", "stormy")
+                                               if marker else "stormy")
+    bus: TestBus = pyfuncitem.funcargs["sf_bus"]
+    names = pyfuncitem._fixtureinfo.argnames
+    arguments = {name: pyfuncitem.funcargs[name] for name in names}
+    first = config.getoption("sf_seed")
+    result = sweep(bus, lambda _: pyfuncitem.obj(**arguments), runs=runs, faults=level,
+                   first_seed=first, name=pyfuncitem.name,
+                   check_determinism=config.getoption("sf_check_determinism"))
+    config.stash.setdefault(_sweeps_key, []).append(result.summary())
+    if result.failure is not None:
+        seed = result.failure.seed
+        repro = (f"pytest '{pyfuncitem.nodeid}' --sf-seed={seed} --sf-runs=1 "
+                 f"--sf-faults={level}")
+        pyfuncitem.stash[_seed_key] = seed
+        pytest.fail(result.report(repro), pytrace=False)
+    return True
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(_sweeps_key, [])
+    if lines:
+        terminalreporter.section("service_framework seed sweeps")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -13,6 +13,7 @@ import datetime as _dt
 import heapq
 import itertools
 import random
+from typing import Callable
 
 from ..base import FaultHook, Frames, Packet, Poller, Socket, SocketKind, Transport
 from ..clocks import DEFAULT_START, VirtualClock, WallClock
@@ -42,6 +43,9 @@ class MemoryBus(Transport):
         # One line per delivered message: the bus's trace (formatted when read).
         self.deliveries = DeliveryLog()
         self.record_deliveries = record_deliveries
+        # Called with (from owner, to owner, frames) after each delivery: a simulation's
+        # invariants, checked message by message.
+        self.delivery_listeners: list[Callable[[str, str, Frames], None]] = []
         self._bound: dict[str, MemorySocket] = {}
         self._connecting: dict[str, list[MemorySocket]] = {}
         self._sockets: list[MemorySocket] = []
@@ -174,6 +178,9 @@ class MemoryBus(Transport):
         dst.inbox.append(frames)
         if self.record_deliveries:
             self.deliveries.record(self.clock.monotonic(), src.owner, dst.owner, frames)
+        if self.delivery_listeners:
+            for listener in self.delivery_listeners:
+                listener(src.owner, dst.owner, frames)
         return True
 
     def next_delivery(self) -> float | None:

@@ -37,6 +37,10 @@ class BusScheduler(Scheduler):
         self.runtimes: list[Any] = []  # in the order they started: the seeded choice's order
         self._finishers: dict[Any, Callable[[], None] | None] = {}
         self._blocking: dict[Any, tuple[threading.Thread, threading.Event]] = {}
+        # Which of several ready services steps next: an index into the list (in start
+        # order). None: the seeded generator picks. A simulation sets it to replay or to
+        # shrink a schedule (`service_framework_testing.simulation`).
+        self.choose: Callable[[list[Any]], int] | None = None
 
     # -- the Scheduler interface ---------------------------------------------------------
     def start(self, runtime: Schedulable, finish: Callable[[], None] | None = None) -> None:
@@ -118,7 +122,12 @@ class BusScheduler(Scheduler):
         runnable = self._runnable()
         if not runnable:
             return False
-        runtime = runnable[0] if len(runnable) == 1 else self.random.choice(runnable)
+        if len(runnable) == 1:
+            runtime = runnable[0]
+        elif self.choose is not None:
+            runtime = runnable[self.choose(runnable)]
+        else:
+            runtime = self.random.choice(runnable)
         runtime.step(0)
         return True
 
