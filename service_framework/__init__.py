@@ -13,6 +13,7 @@ from .errors import (
     ReplayDivergence,
     ReplayError,
     RequestTimeout,
+    ServiceCrashed,
     ServiceFrameworkError,
     ServiceStopping,
     TraceFormatError,
@@ -25,4 +26,4 @@ __all__ = ["Service", "get_logger", "ArgumentError", "ModelError", "ConfigError"
            "RequestTimeout", "RemoteError", "ServiceFrameworkError", "ConfigArgumentError",
            "ServiceStopping", "CodecError", "EnvelopeError", "ProtocolError",
            "TraceFormatError", "TypeFormError", "ReplayError", "ReplayDivergence",
-           "InvariantViolation"]
+           "InvariantViolation", "ServiceCrashed"]

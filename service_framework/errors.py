@@ -147,3 +147,15 @@ def _rebuild_divergence(index, expected, actual, reason, path, line) -> ReplayDi
 class InvariantViolation(AssertionError):
     """A simulated run broke an invariant (a built-in one or `sf_bus.invariant`): the message
     names the seed, the virtual time, the service and the message or value concerned."""
+
+
+class ServiceCrashed(BaseException):
+    """Unwinds the code of a service that a fault plan crashed under it on the memory bus: a
+    handler waiting on a request, a timer, or `main` (a test's `run_main()` raises it). A
+    BaseException, so a handler's `except Exception` does not swallow it; the bus ends the
+    crashed service's step quietly."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(f"service {owner.partition('.')[0]!r} crashed (a fault plan's "
+                         f"crash) while its code was running; {owner} is closed")
+        self.owner = owner

@@ -1,4 +1,5 @@
-"""Loads a service module and validates all of it before anything binds."""
+"""Loads a service module and validates all of it before anything binds; loads it again
+for a restart (`reload_service`: a fresh module, but for its `persistent_globals`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from .errors import ConfigError, ModelError
 from .models import ConnectionSpec, StateSpec, connection_specs, state_specs
 
 HOOK_NAMES = ("main", "init_function", "sigint_handler", "sigterm_handler")
+# Module-level names a service keeps across a restart (a stand-in for its database).
+PERSISTENT_GLOBALS = "persistent_globals"
 
 
 @dataclass
@@ -37,6 +40,9 @@ class ServiceDefinition:
     signal_handlers: dict[str, Callable] = field(default_factory=dict)
     main_mode: bool = False
     security: "_security.Security | None" = None  # CurveZMQ, from addresses' `security`
+    # What `load_service` was given (config, extras, addresses), for `reload_service`;
+    # None for a definition made otherwise (it restarts as it is).
+    load_arguments: dict[str, Any] | None = None
 
 
 def import_service(spec: str | os.PathLike | types.ModuleType) -> types.ModuleType:
@@ -115,6 +121,7 @@ def load_service(spec: str | os.PathLike | types.ModuleType, *,
     """
     module = import_service(spec)
     name = Path(getattr(module, "__file__", None) or module.__name__).stem
+    persistent_names(module)  # checked now, not at the first restart
     config_model = getattr(module, "config_model", None)
     file_config = overrides = None
     if isinstance(config, (str, os.PathLike)):
@@ -164,7 +171,71 @@ def load_service(spec: str | os.PathLike | types.ModuleType, *,
         require_main_mode(definition)
     _check_addresses(definition)
     _load_security(definition, file_addresses)
+    definition.load_arguments = {"config": config, "extras": extras, "addresses": addresses}
     return definition
+
+
+def reload_service(definition: ServiceDefinition) -> ServiceDefinition:
+    """The definition a restarted service runs: its module imported again — fresh globals,
+    as a new process has — and loaded as before (config, extras, addresses; addresses made
+    for it at the first load are kept, so peers find it where it was).
+
+    The names a module lists in `persistent_globals` keep the old module's objects: they
+    stand in for what a real service keeps in a database. A module with no source file (one
+    built in a test) cannot be imported again: it keeps all its globals. A definition not
+    made by `load_service` is returned as it is.
+    """
+    arguments = definition.load_arguments
+    if arguments is None:
+        return definition
+    module = reimport_service(definition.module)
+    addresses_for = None
+    if arguments["addresses"] is None:
+        made = dict(definition.addresses)
+        addresses_for = lambda _definition: made  # noqa: E731
+    return load_service(module, config=arguments["config"], extras=arguments["extras"],
+                        addresses=arguments["addresses"], main_mode=definition.main_mode,
+                        addresses_for=addresses_for)
+
+
+def reimport_service(module: types.ModuleType) -> types.ModuleType:
+    """A fresh copy of a service module, from its file, with its `persistent_globals`
+    taken from `module`; `module` itself when it has no file to import from."""
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None)
+    if spec is None or spec.loader is None or not origin or not os.path.isfile(origin):
+        return module
+    fresh = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(spec.name)
+    sys.modules[spec.name] = fresh  # as an import does (dataclasses look the module up)
+    loaded = False
+    try:
+        spec.loader.exec_module(fresh)
+        loaded = True
+    except Exception as error:
+        raise ModelError(f"{origin}: importing the service again (a restart) failed: "
+                         f"{type(error).__name__}: {error}") from error
+    finally:
+        # A module loaded from its path is the service's own; one imported by name stays
+        # what its importers see.
+        if not loaded and previous is None:
+            sys.modules.pop(spec.name, None)
+        elif previous is not None and not (loaded and spec.name.startswith("_sf_service_")):
+            sys.modules[spec.name] = previous
+    for name in persistent_names(fresh):
+        if hasattr(module, name):
+            setattr(fresh, name, getattr(module, name))
+    return fresh
+
+
+def persistent_names(module: types.ModuleType) -> tuple[str, ...]:
+    """The module's `persistent_globals`: names of globals a restart keeps."""
+    names = getattr(module, PERSISTENT_GLOBALS, ())
+    if isinstance(names, str) or not isinstance(names, (tuple, list, set, frozenset)) or \
+            not all(isinstance(name, str) for name in names):
+        raise ModelError(f"{PERSISTENT_GLOBALS}: expected a tuple of global names, "
+                         f"got {names!r}")
+    return tuple(names)
 
 
 def require_main_mode(definition: ServiceDefinition) -> None:

@@ -6,14 +6,13 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 from typing import Any, Callable
 
 from .component import Component
 from .connections import build_connection
 from .errors import ArgumentError
-from .events import Event, Sent
+from .events import Event, Sent, copy_args
 from .loader import ServiceDefinition
 from .logs import get_logger, service_name_var, workflow_id_var
 from .states import build_state
@@ -283,7 +282,7 @@ class Runtime:
         if self.sent_listeners:
             # A copy: a handler that reuses one dict for several sends must not rewrite
             # what the outbox shows was sent.
-            record = Sent(output_type, output_name, copy.deepcopy(args), reply if reply else None)
+            record = Sent(output_type, output_name, copy_args(args), reply if reply else None)
             for listener in self.sent_listeners:
                 listener(record)
         return reply

@@ -9,7 +9,7 @@ import threading
 import types
 from typing import Any, Mapping
 
-from .loader import ServiceDefinition, load_service, require_main_mode
+from .loader import ServiceDefinition, load_service, reload_service, require_main_mode
 from .logs import get_logger, setup_logging
 from .runtime import Runtime
 from .trace.recorder import TraceRecorder
@@ -255,13 +255,19 @@ class Service:
             log.warning("service %r: a handler is still running after %.1fs",
                         runtime.name, STOP_JOIN_S)
 
-    def restart(self) -> "Service":
-        """Starts a crashed service again on a fresh runtime: states begin a new epoch,
-        `init_function` runs again, and what listened to the old runtime (the harness's
-        outbox, trace recorders) listens to the new one."""
+    def restart(self, *, reload: bool = True) -> "Service":
+        """Starts a crashed service again, as a new process would: its module is imported
+        again (fresh globals, but for the names in its `persistent_globals`, which keep
+        their objects: a stand-in for a database) and loaded with the same config and
+        addresses; on a fresh runtime states begin a new epoch and `init_function` runs
+        again. What listened to the old runtime (the harness's outbox and stubs, trace
+        recorders) listens to the new one. `main` does not run again by itself.
+        `reload=False` keeps the module and its globals (a restart inside one process)."""
         crashed = self._crashed
         if crashed is None or crashed is not self.runtime or not crashed.closed:
             raise RuntimeError(f"service {self.name!r} did not crash: nothing to restart")
+        if reload:
+            self.definition = reload_service(self.definition)
         self._serve(self._start_runtime(previous=crashed))
         self._crashed = None
         return self

@@ -1,27 +1,27 @@
 """One fault model for both transports: rules that lose, copy, delay, reorder or change
-messages, and crash and restart services.
+messages; partitions; crashes, restarts and stalls of services — now or at a moment of
+the run.
 
     sf_bus.faults.drop(state="book", kind="delta", nth=3)        # the 4th update is lost
     sf_bus.faults.duplicate(state="book", seq={10, 20})         # updates 10 and 20 twice
     sf_bus.faults.partition("gateway", "orders", one_way=True)  # gateway -> orders cut
-    sf_bus.faults.crash("orders"); sf_bus.faults.restart("orders")
+    sf_bus.faults.crash("booking", after=("inventory", "booking", 1))  # mid-run
+    sf_bus.faults.restart("booking", at=5.0)
+    sf_bus.faults.stall("audit", 30, at=2.0)                    # a slow consumer
 
-A `Faults` plan is a list of `FaultRule`s; `apply(packet)` says what becomes of one message
-(a transport-neutral `Packet`: sending and receiving owner, socket kinds, frames). The
-memory bus calls it as it transmits (`bus.fault_hook`, which `sf_bus` sets); over ZeroMQ a
+A `Faults` plan is a list of `FaultRule`s (`rules.py`: what a rule matches and hits) and
+of scheduled entries (`triggers.py`). `apply(packet)` says what becomes of one message (a
+transport-neutral `Packet`: sending and receiving owner, socket kinds, frames). The memory
+bus calls it as it transmits (`bus.fault_hook`, which `sf_bus` sets); over ZeroMQ a
 `FaultyTransport` (`faulty.py`) calls it as messages are received. The same plan gives the
 same faults on both; on the bus, draws come from the bus's seed.
 
-A rule matches a packet when every matcher given holds:
-- `link=(from_service, to_service)`: that direction only (a partition: both, unless
-  `one_way`); `connection=` / `state=`: the component at either end;
-- `topic=`: the topic frame of a published message;
-- `kind=` (one or several of `KINDS`): 'request', 'reply', 'publish', 'delta' (a state
-  update, whole or delta), 'snapshot_request', 'snapshot_reply', 'heartbeat';
-- `seq=` (int or iterable): state updates with that seq; `when=`: a predicate on the frames.
-It then hits by `nth=` (int or iterable: positions, from 0, among the packets its matchers
-selected, so "drop the 4th delta" is `drop(state='book', kind='delta', nth=3)`), by
-`probability=` (a draw), and at most `times=` times.
+Every action (`drop, duplicate, reorder, delay, tamper, partition, crash, restart, stall,
+heal, clear, release`) applies at once, or, given a trigger — `at=` seconds of virtual time,
+`after=(from, to, n)` the nth delivery on a link, `on=predicate(packet)` — is scheduled and
+fired by the bus, deterministically per seed (triggers need the memory bus). `log` lists
+what the plan did, in order, as the calls a test can paste; `describe()` lists the plan in
+force and to come the same way.
 
 What a test's fake out side needs reads, for a state `s`: lose the next update,
 `drop(state=s, kind='delta', times=1)`; hold the next update back until the one after it
@@ -31,233 +31,327 @@ the next update twice, `duplicate(state=s, kind='delta', times=1)`.
 
 from __future__ import annotations
 
+import math
 import random as _random
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from service_framework.service import Service, running_services
-from service_framework.states import protocol
-from service_framework.transport.base import Frames, Packet, SocketKind
-from service_framework.wire import codec
+from service_framework.transport.base import Frames, Packet
 
-__all__ = ["Faults", "FaultRule", "KINDS", "classify"]
+from .rules import (
+    KINDS,
+    REORDER_HOLD_S,
+    Classified,
+    FaultRule,
+    apply_rules,
+    build_rule,
+    classify,
+    count_down,
+)
+from .triggers import Planned, Trigger, call_text
 
-KINDS = frozenset({"request", "reply", "publish", "delta", "snapshot_request",
-                   "snapshot_reply", "heartbeat"})
-# A reordered packet is held back this long (seconds), so packets sent after it in the
-# same instant overtake it; short enough to stay inside any sane timeout.
-REORDER_HOLD_S = 0.001
-Predicate = Callable[[Frames], bool]
+__all__ = ["Faults", "FaultRule", "KINDS", "REORDER_HOLD_S", "classify"]
 
-_BY_SOCKETS = {(SocketKind.XPUB, SocketKind.SUB): "publish",
-               (SocketKind.DEALER, SocketKind.ROUTER): "request",
-               (SocketKind.ROUTER, SocketKind.DEALER): "reply"}
-
-
-def classify(packet: Packet) -> tuple[str | None, int | None]:
-    """The kind of a packet (None for a subscription) and, for a state update, its seq.
-
-    The socket kinds say request, reply or published message; the state protocol's bodies
-    (`service_framework.states.protocol`) tell a state's messages from a connection's.
-    """
-    kind = _BY_SOCKETS.get((packet.src_kind, packet.dst_kind))
-    if kind is None or not packet.frames:
-        return kind, None
-    body = packet.frames[-1]
-    limit = len(body) + 1
-    try:
-        if kind == "publish":
-            message = protocol.decode_message(body, max_bytes=limit)
-            if isinstance(message, protocol.Update):
-                return "delta", message.seq
-            return "heartbeat", None
-        if kind == "request":
-            protocol.decode_snapshot_request(body, max_bytes=limit)
-            envelope = "workflow_id" in codec.unpack(body, max_bytes=limit)  # a connection's
-            return ("request" if envelope else "snapshot_request"), None
-        protocol.decode_snapshot(body, max_bytes=limit)
-        return "snapshot_reply", None
-    except ValueError:  # not a state protocol body (or not one at all)
-        return kind, None
-
-
-class _Classified:
-    """A packet's kind and seq, decoded once and only when a rule asks."""
-
-    __slots__ = ("packet", "_value")
-
-    def __init__(self, packet: Packet) -> None:
-        self.packet = packet
-        self._value: tuple[str | None, int | None] | None = None
-
-    def get(self) -> tuple[str | None, int | None]:
-        if self._value is None:
-            self._value = classify(self.packet)
-        return self._value
-
-
-@dataclass(eq=False)
-class FaultRule:
-    """One rule of a plan (see the module's docstring). `seen` counts the packets its
-    matchers selected, `hits` those it acted on."""
-
-    action: str  # 'drop', 'duplicate', 'reorder', 'delay', 'tamper', 'partition'
-    link: tuple[str, str] | None = None
-    both_ways: bool = False
-    name: str | None = None  # a connection or a state, at either end
-    topic: bytes | None = None
-    kinds: frozenset[str] | None = None
-    seqs: frozenset[int] | None = None
-    when: Predicate | None = None
-    nth: frozenset[int] | None = None
-    probability: float | None = None
-    times: int | None = None
-    seconds: float = 0.0  # delay
-    later: int | None = None  # duplicate, reorder: after this many more packets on the link
-    replace: Callable[[Frames], Frames] | None = None  # tamper
-    seen: int = 0
-    hits: int = 0
-
-    def matches(self, packet: Packet, classified: _Classified) -> bool:
-        if self.link is not None:
-            route = (packet.src_service, packet.dst_service)
-            if route != self.link and not (self.both_ways and route == self.link[::-1]):
-                return False
-        if self.name is not None and self.name not in (packet.src_component,
-                                                       packet.dst_component):
-            return False
-        if self.topic is not None and packet.topic != self.topic:
-            return False
-        if self.kinds is not None or self.seqs is not None:
-            kind, seq = classified.get()
-            if self.kinds is not None and kind not in self.kinds:
-                return False
-            if self.seqs is not None and (kind != "delta" or seq not in self.seqs):
-                return False
-        return self.when is None or bool(self.when(packet.frames))
-
-    def fires(self, random: _random.Random) -> bool:
-        index = self.seen
-        self.seen += 1
-        if self.times is not None and self.hits >= self.times:
-            return False
-        if self.nth is not None and index not in self.nth:
-            return False
-        if self.probability is not None and random.random() >= self.probability:
-            return False
-        self.hits += 1
-        return True
-
-
-def _numbers(value: int | Iterable[int] | None) -> frozenset[int] | None:
-    if value is None:
-        return None
-    return frozenset([value] if isinstance(value, int) else value)
-
-
-def _kinds(value: str | Iterable[str] | None) -> frozenset[str] | None:
-    if value is None:
-        return None
-    kinds = frozenset([value] if isinstance(value, str) else value)
-    if not kinds <= KINDS:
-        raise ValueError(f"unknown kind(s) {sorted(kinds - KINDS)}; kinds are {sorted(KINDS)}")
-    return kinds
+Action = Callable[[float | None], str | None]  # now (None: applied at once) -> a log note
 
 
 class Faults:
-    """A fault plan: `sf_bus.faults`, `FaultyTransport.faults`. Rules stay until `clear()`
-    (partitions: until `heal()`). `transport` is where `crash`/`restart` find services;
-    `random` draws `probability=` hits (the bus passes its own, so its seed fixes them)."""
+    """A fault plan: `sf_bus.faults`, `FaultyTransport.faults`. Rules stay until `heal()`
+    or `clear()` (a partition also until its `seconds=`/`until=`). `transport` is where
+    services, the clock and the scheduler are; `random` draws `probability=` hits (the bus
+    passes its own, so its seed fixes them); `name` prefixes the calls in `log`."""
 
     def __init__(self, transport: Any = None, *, random: _random.Random | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, name: str = "faults") -> None:
         self.transport = transport
         self.random = random if random is not None else _random.Random(seed)
+        self.name = name
         self.rules: list[FaultRule] = []
+        self.scheduled: list[Planned] = []  # entries not yet fired, in the order made
+        self.log: list[str] = []  # what the plan did, in order, as calls
         # link -> [[packets to wait, frames, kind they wait for (None: any)]]
         self._held: dict[tuple, list[list]] = {}
         self._crashed: dict[str, Service] = {}
         self._lock = threading.RLock()  # over ZeroMQ every service's thread applies it
 
     # -- rules ------------------------------------------------------------------------------
-    def _add(self, action: str, *, link: tuple[str, str] | None = None,
-             connection: str | None = None, state: str | None = None,
-             topic: str | bytes | None = None, kind: str | Iterable[str] | None = None,
-             seq: int | Iterable[int] | None = None, when: Predicate | None = None,
-             nth: int | Iterable[int] | None = None, probability: float | None = None,
-             times: int | None = None, **options: Any) -> FaultRule:
-        if connection is not None and state is not None:
-            raise ValueError("match a connection or a state, not both")
-        rule = FaultRule(action, link=tuple(link) if link else None,
-                         name=connection if connection is not None else state,
-                         topic=topic.encode() if isinstance(topic, str) else topic,
-                         kinds=_kinds(kind), seqs=_numbers(seq), when=when, nth=_numbers(nth),
-                         probability=probability, times=times, **options)
-        with self._lock:
-            self.rules.append(rule)
-        return rule
-
-    def drop(self, **match: Any) -> FaultRule:
+    def drop(self, *, at: float | None = None, after: Any = None, on: Callable | None = None,
+             **match: Any) -> FaultRule:
         """The packets hit are lost."""
-        return self._add("drop", **match)
+        return self._rule("drop", (at, after, on), match)
 
-    def duplicate(self, *, later: int = 0, **match: Any) -> FaultRule:
+    def duplicate(self, *, later: int = 0, at: float | None = None, after: Any = None,
+                  on: Callable | None = None, **match: Any) -> FaultRule:
         """The packets hit arrive twice: at once, or the copy after `later` more packets of
         their kind on the same link (a stale copy)."""
-        return self._add("duplicate", later=later, **match)
+        return self._rule("duplicate", (at, after, on), match,
+                          shown={"later": later} if later else {}, later=later)
 
-    def reorder(self, *, later: int | None = None, **match: Any) -> FaultRule:
+    def reorder(self, *, later: int | None = None, at: float | None = None, after: Any = None,
+                on: Callable | None = None, **match: Any) -> FaultRule:
         """The packets hit are held back: `REORDER_HOLD_S`, so packets sent right after
         overtake them, or until `later` more packets of their kind on the same link have
-        passed (heartbeats do not move a held update), or until `release()`."""
-        return self._add("reorder", later=later, **match)
+        passed (heartbeats do not move a held update), or until `release()`/`heal()`."""
+        return self._rule("reorder", (at, after, on), match,
+                          shown={"later": later} if later is not None else {}, later=later)
 
-    def release(self) -> None:
+    def delay(self, seconds: float, *, at: float | None = None, after: Any = None,
+              on: Callable | None = None, **match: Any) -> FaultRule:
+        """The packets hit arrive `seconds` later."""
+        return self._rule("delay", (at, after, on), match, args=(seconds,),
+                          seconds=seconds)
+
+    def tamper(self, replace: Callable[[Frames], Frames], *, at: float | None = None,
+               after: Any = None, on: Callable | None = None, **match: Any) -> FaultRule:
+        """The packets hit arrive as `replace(frames)`."""
+        return self._rule("tamper", (at, after, on), match, args=(replace,),
+                          replace=replace)
+
+    def partition(self, a: str, b: str, *, one_way: bool = False,
+                  seconds: float | None = None, until: float | None = None,
+                  at: float | None = None, after: Any = None,
+                  on: Callable | None = None) -> FaultRule:
+        """Cuts the link a→b (and b→a unless `one_way`) until `heal()`, or for `seconds`
+        from when it starts, or until virtual time `until`."""
+        ends = self._ends("partition", seconds, until)
+        shown = {"one_way": True} if one_way else {}
+        shown.update({key: value for key, value in (("seconds", seconds), ("until", until))
+                      if value is not None})
+        return self._rule("partition", (at, after, on), {}, args=(a, b),
+                          shown=shown, ends=ends, link=(a, b), both_ways=not one_way)
+
+    def _rule(self, action: str, when: tuple, match: dict, *, args: tuple = (),
+              shown: dict | None = None, ends: Callable | None = None,
+              **options: Any) -> FaultRule:
+        rule = build_rule(action, **match, **options)
+        rule.call, trigger = self._described(action, args, {**(shown or {}), **match}, *when)
+
+        def install(now: float | None) -> None:
+            if ends is not None:
+                rule.until = ends(self._now() if now is None else now)
+            with self._lock:
+                self.rules.append(rule)
+
+        self._act(action, rule.call, trigger, install)
+        return rule
+
+    def _ends(self, action: str, seconds: float | None,
+              until: float | None) -> Callable[[float], float | None] | None:
+        if seconds is None and until is None:
+            return None
+        if seconds is not None and until is not None:
+            raise ValueError(f"{action}: give seconds= or until=, not both")
+        self._now()  # a clock is needed
+        return lambda now: until if until is not None else now + seconds
+
+    # -- services ---------------------------------------------------------------------------
+    def crash(self, service: str, *, at: float | None = None, after: Any = None,
+              on: Callable | None = None) -> Planned | None:
+        """Ends the service named `service` abruptly (`Service.crash`): no drain, what its
+        sockets held is lost; code of it still running is unwound (`ServiceCrashed`). It
+        stays down — a state, not a leak — until `restart`."""
+        call, trigger = self._described("crash", (service,), {}, at, after, on)
+        return self._act("crash", call, trigger, lambda now: self._crash(service, now))
+
+    def _crash(self, service: str, now: float | None) -> str | None:
+        for running in running_services():
+            if running.transport is self.transport and running.name == service:
+                mark = getattr(self.transport, "mark_crashed", None)
+                if mark is not None:
+                    mark(service)
+                running.crash()
+                self._crashed[service] = running
+                return None
+        if now is None:
+            raise KeyError(f"no running service named {service!r} on this transport")
+        return f"skipped: no running service {service!r}"
+
+    def restart(self, service: str, *, at: float | None = None, after: Any = None,
+                on: Callable | None = None) -> Planned | None:
+        """Starts a crashed service again as a new process would (`Service.restart`: its
+        module imported again, a fresh runtime, new epochs)."""
+        call, trigger = self._described("restart", (service,), {}, at, after, on)
+        return self._act("restart", call, trigger, lambda now: self._restart(service, now))
+
+    def _restart(self, service: str, now: float | None) -> str | None:
+        crashed = self._crashed.pop(service, None)
+        if crashed is None:
+            if now is None:
+                raise KeyError(f"no crashed service named {service!r} on this transport")
+            return f"skipped: {service!r} is not crashed"
+        crashed.restart()
+        return None
+
+    @property
+    def crashed(self) -> list[str]:
+        """The services this plan crashed that have not restarted."""
+        return sorted(self._crashed)
+
+    def stall(self, service: str, seconds: float | None = None, *, until: float | None = None,
+              at: float | None = None, after: Any = None,
+              on: Callable | None = None) -> Planned | None:
+        """The service stops reading — it is not stepped — for `seconds` from when the stall
+        starts (or until virtual time `until`; neither: until `heal()`), as a slow consumer:
+        what is sent to it queues up to its high-water marks, and a publisher drops the
+        rest for it alone. Needs the memory bus."""
+        scheduler = getattr(self.transport, "scheduler", None)
+        if getattr(scheduler, "stall", None) is None:
+            raise ValueError("stall: needs the memory bus (a scheduler that steps services)")
+        ends = self._ends("stall", seconds, until) or (lambda now: None)
+        call, trigger = self._described(
+            "stall", (service,) if seconds is None else (service, seconds),
+            {"until": until} if until is not None else {}, at, after, on)
+
+        def stall(now: float | None) -> None:
+            if now is None and service not in {runtime.name for runtime in scheduler.runtimes}:
+                raise KeyError(f"no service named {service!r} on this bus")
+            scheduler.stall(service, ends(self._now() if now is None else now))
+
+        return self._act("stall", call, trigger, stall)
+
+    # -- ending faults ------------------------------------------------------------------------
+    def heal(self, *, at: float | None = None, after: Any = None,
+             on: Callable | None = None) -> Planned | None:
+        """Ends every fault in force: rules (partitions included), stalls and holds; held
+        and delayed packets are delivered at once, in order. Crashed services stay down
+        (`restart` them); scheduled entries stay scheduled (`clear()` forgets them)."""
+        call, trigger = self._described("heal", (), {}, at, after, on)
+        return self._act("heal", call, trigger, lambda now: self._heal())
+
+    def _heal(self) -> None:
+        with self._lock:
+            self.rules = []
+            held, self._held = self._held, {}
+        unstall = getattr(getattr(self.transport, "scheduler", None), "unstall", None)
+        if unstall is not None:
+            unstall()
+        flush = getattr(self.transport, "flush_delayed", None)
+        if flush is not None:
+            flush()
+        deliver = getattr(self.transport, "deliver_held", None)
+        for (src, dst, kind), items in held.items():
+            for item in items:
+                if deliver is not None:
+                    deliver(src, dst, kind, item[1])
+                else:  # no transport to deliver through: with the next packet on the link
+                    item[0], item[2] = 1, None
+                    with self._lock:
+                        self._held.setdefault((src, dst, kind), []).append(item)
+
+    def clear(self, *, at: float | None = None, after: Any = None,
+              on: Callable | None = None) -> Planned | None:
+        """`heal()`, and forgets every scheduled entry: the plan is empty."""
+        call, trigger = self._described("clear", (), {}, at, after, on)
+        return self._act("clear", call, trigger, lambda now: self._clear())
+
+    def _clear(self) -> None:
+        with self._lock:
+            pending, self.scheduled = self.scheduled, []
+        for entry in pending:
+            entry.cancelled = True
+            if entry.handle is not None:
+                self.transport.cancel(entry.handle)
+        if getattr(self.transport, "delivery_hook", None) == self._delivered:
+            self.transport.delivery_hook = None
+        self._heal()
+
+    def release(self, *, at: float | None = None, after: Any = None,
+                on: Callable | None = None) -> Planned | None:
         """Ends every hold: each held packet goes out with the next packet on its link."""
+        call, trigger = self._described("release", (), {}, at, after, on)
+        return self._act("release", call, trigger, lambda now: self._release())
+
+    def _release(self) -> None:
         with self._lock:
             for held in self._held.values():
                 for item in held:
                     item[0], item[2] = 1, None
 
-    def delay(self, seconds: float, **match: Any) -> FaultRule:
-        """The packets hit arrive `seconds` later."""
-        return self._add("delay", seconds=seconds, **match)
+    # -- the plan as calls --------------------------------------------------------------------
+    def describe(self) -> list[str]:
+        """The plan as the calls that make it: rules in force, stalls in force (to their
+        end), then the entries still to fire, each in the order made."""
+        now = self._now() if self._clock() is not None else None
+        lines = [rule.call for rule in self.rules
+                 if rule.until is None or now is None or now < rule.until]
+        stalled = getattr(getattr(self.transport, "scheduler", None), "stalled", {})
+        for service, until in stalled.items():
+            if now is None or until > now:
+                lines.append(call_text(self.name, "stall", (service,),
+                                       {} if until == math.inf else {"until": until}))
+        return lines + [entry.call for entry in self.scheduled]
 
-    def tamper(self, replace: Callable[[Frames], Frames], **match: Any) -> FaultRule:
-        """The packets hit arrive as `replace(frames)`."""
-        return self._add("tamper", replace=replace, **match)
+    # -- now, or scheduled --------------------------------------------------------------------
+    def _described(self, action: str, args: tuple, shown: dict, at: float | None, after: Any,
+                   on: Callable | None) -> tuple[str, Trigger | None]:
+        """The call as text, and its trigger (None: it applies at once)."""
+        trigger = Trigger.make(at, after, on)
+        when = {key: value for key, value in (("at", at), ("after", after), ("on", on))
+                if value is not None}
+        return call_text(self.name, action, args, {**shown, **when}), trigger
 
-    def partition(self, a: str, b: str, *, one_way: bool = False) -> FaultRule:
-        """Cuts the link a→b (and b→a unless `one_way`) until `heal()`."""
-        return self._add("partition", link=(a, b), both_ways=not one_way)
-
-    def heal(self) -> None:
-        """Ends every partition (other rules stay)."""
+    def _act(self, action: str, call: str, trigger: Trigger | None,
+             apply: Action) -> Planned | None:
+        if trigger is None:
+            apply(None)
+            self.log.append(call)
+            return None
+        transport = self.transport
+        if getattr(transport, "call_at", None) is None:
+            raise ValueError(f"{action}: at=, after= and on= fire in the memory bus's virtual "
+                             "time (sf_bus.faults); on this transport, call it when it is due")
+        entry = Planned(action, call, trigger, apply)
         with self._lock:
-            self.rules = [rule for rule in self.rules if rule.action != "partition"]
+            self.scheduled.append(entry)
+        if trigger.on_delivery:
+            transport.delivery_hook = self._delivered
+        else:
+            self._queue(entry, trigger.at)
+        return entry
 
-    def clear(self) -> None:
+    def _queue(self, entry: Planned, t: float) -> None:
+        entry.queued = True
+        entry.handle = self.transport.call_at(t, lambda: self._fire(entry))
+
+    def _delivered(self, packet: Packet) -> None:
+        """The bus delivered `packet`: queues the entries it triggers for this instant."""
+        watching = False
+        for entry in list(self.scheduled):
+            if entry.queued or not entry.trigger.on_delivery:
+                continue
+            if entry.trigger.delivered(packet):
+                self._queue(entry, self._now())
+            else:
+                watching = True
+        if not watching:
+            self.transport.delivery_hook = None
+
+    def _fire(self, entry: Planned) -> None:
+        if entry.cancelled:
+            return
+        now = entry.fired_at = self._now()
         with self._lock:
-            self.rules = []
+            if entry in self.scheduled:
+                self.scheduled.remove(entry)
+        when = "" if entry.trigger.at is not None else f"t={now:.6f}"
+        try:
+            note = entry.apply(now)
+        except BaseException as error:
+            self.log.append(f"{entry.call}  # {when}{', ' if when else ''}failed: "
+                            f"{type(error).__name__}: {error}")
+            raise
+        notes = [text for text in (when, note) if text]
+        self.log.append(entry.call + (f"  # {', '.join(notes)}" if notes else ""))
 
-    # -- services ---------------------------------------------------------------------------
-    def crash(self, service: str) -> None:
-        """Ends the service named `service` abruptly (`Service.crash`): no drain, what its
-        sockets held is lost."""
-        for running in running_services():
-            if running.transport is self.transport and running.name == service:
-                running.crash()
-                self._crashed[service] = running
-                return
-        raise KeyError(f"no running service named {service!r} on this transport")
+    def _clock(self) -> Any:
+        return getattr(self.transport, "clock", None)
 
-    def restart(self, service: str) -> None:
-        """Starts a crashed service again (`Service.restart`: a fresh runtime, new epochs)."""
-        crashed = self._crashed.pop(service, None)
-        if crashed is None:
-            raise KeyError(f"no crashed service named {service!r} on this transport")
-        crashed.restart()
+    def _now(self) -> float:
+        clock = self._clock()
+        if clock is None:
+            raise ValueError("this fault plan has no transport, so no clock to time faults by")
+        return clock.monotonic()
 
     # -- applying -----------------------------------------------------------------------------
     def apply(self, packet: Packet) -> list[tuple[float, Frames]]:
@@ -266,59 +360,13 @@ class Faults:
         with self._lock:
             if not self.rules and not self._held:
                 return [(0.0, packet.frames)]
+            if any(rule.until is not None for rule in self.rules):
+                now = self._now()
+                self.rules = [rule for rule in self.rules
+                              if rule.until is None or now < rule.until]
             key = (packet.src, packet.dst, packet.dst_kind)
-            classified = _Classified(packet)
-            released = self._count_down(key, classified) if key in self._held else []
-            copies = self._copies(packet, key, classified)
+            classified = Classified(packet)
+            released = count_down(self._held, key, classified) if key in self._held else []
+            copies = apply_rules(self.rules, self.random, self._held, packet, key, classified)
             return copies + [(0.0, frames) for frames in released]
 
-    def _count_down(self, key: tuple, classified: _Classified) -> list[Frames]:
-        held = self._held[key]
-        kind = classified.get()[0]
-        for item in held:
-            if item[2] is None or item[2] == kind:
-                item[0] -= 1
-        due = [frames for wait, frames, _ in held if wait <= 0]
-        rest = [item for item in held if item[0] > 0]
-        if rest:
-            self._held[key] = rest
-        else:
-            del self._held[key]
-        return due
-
-    def _copies(self, packet: Packet, key: tuple,
-                classified: _Classified) -> list[tuple[float, Frames]]:
-        frames, delay, copies, holds = packet.frames, 0.0, 1, []
-        for rule in self.rules:
-            if not rule.matches(packet, classified):
-                continue
-            if rule.action == "partition":
-                rule.seen += 1
-                rule.hits += 1
-                return []
-            if not rule.fires(self.random):
-                continue
-            action = rule.action
-            if action == "drop":
-                return []
-            if action == "duplicate":
-                if rule.later:
-                    holds.append(rule.later)
-                else:
-                    copies += 1
-            elif action == "reorder":
-                if rule.later:
-                    holds.append(rule.later)
-                    copies -= 1
-                else:
-                    delay = max(delay, REORDER_HOLD_S)
-            elif action == "delay":
-                delay += rule.seconds
-            elif action == "tamper":
-                frames = rule.replace(frames)
-        for wait in holds:
-            self._held.setdefault(key, []).append([wait, frames, classified.get()[0]])
-        return [(delay, frames)] * max(copies, 0)
-
-
-# Over ZeroMQ (the module is its own, for size; it loads `zmq` only when one is made).

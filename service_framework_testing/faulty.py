@@ -13,6 +13,7 @@ import heapq
 import itertools
 import random
 import threading
+import weakref
 from collections import deque
 from typing import Sequence
 
@@ -55,7 +56,10 @@ class FaultyTransport(Transport):
     published messages between services that all run on this transport, and never a
     request arriving at a replyer nor a message from elsewhere. `delay` and `reorder` hold
     a message at the receiver in real time (`reorder(later=n)` counts messages instead),
-    so the sender's high-water mark never sees them.
+    so the sender's high-water mark never sees them. `heal()` hands what is delayed or held
+    to the receiving sockets at once. Faults that fire at a moment of the run (`at=`,
+    `after=`, `on=`) and stalls need the memory bus's virtual time: here a test applies
+    them between its statements.
     """
 
     name = "zmq"
@@ -66,18 +70,46 @@ class FaultyTransport(Transport):
         self.inner = inner
         self.clock = inner.clock
         self.scheduler = inner.scheduler
-        self.faults = Faults(self, random=random.Random(seed))
+        self.faults = Faults(self, random=random.Random(seed), name="faulty.faults")
         self._binders: dict[str, str] = {}  # endpoint key -> owner of our socket bound there
         self._lock = threading.Lock()
+        self._sockets: weakref.WeakSet[FaultySocket] = weakref.WeakSet()
+        self._pollers: weakref.WeakSet[FaultyPoller] = weakref.WeakSet()
 
     def new_id(self) -> str:
         return self.inner.new_id()
 
     def socket(self, kind: SocketKind, *, owner: str, hwm: int = 1000) -> Socket:
-        return FaultySocket(self.inner.socket(kind, owner=owner, hwm=hwm), self)
+        socket = FaultySocket(self.inner.socket(kind, owner=owner, hwm=hwm), self)
+        self._sockets.add(socket)
+        return socket
 
     def poller(self, *, owner: str) -> Poller:
-        return FaultyPoller(self.inner.poller(owner=owner), self.clock)
+        poller = FaultyPoller(self.inner.poller(owner=owner), self.clock)
+        self._pollers.add(poller)
+        return poller
+
+    # -- what the plan's heal() hands over at once --------------------------------------
+    def flush_delayed(self) -> None:
+        """Every delayed message is ready now, in the order it was due."""
+        for socket in list(self._sockets):
+            socket.flush()
+        self._wake()
+
+    def deliver_held(self, src: str | None, dst: str, dst_kind: SocketKind,
+                     frames: Frames) -> bool:
+        """A message the plan held back is ready now at the socket it was sent to."""
+        for socket in list(self._sockets):
+            if socket.owner == dst and socket.kind is dst_kind and not socket.closed:
+                socket.ready.append(frames)
+                self._wake()
+                return True
+        return False
+
+    def _wake(self) -> None:
+        for poller in list(self._pollers):
+            if not poller.closed:  # a closed poller's descriptors may be someone else's now
+                poller.wake()
 
     def _bound(self, endpoint: str, owner: str | None) -> None:
         with self._lock:
@@ -135,6 +167,9 @@ class FaultySocket(Socket):
         while self.delayed and self.delayed[0][0] <= now:
             self.ready.append(heapq.heappop(self.delayed)[2])
 
+    def flush(self) -> None:
+        self._release(float("inf"))
+
     def has_ready(self, now: float) -> bool:
         return bool(self.ready) or bool(self.delayed) and self.delayed[0][0] <= now
 
@@ -183,6 +218,7 @@ class FaultyPoller(Poller):
         self.inner = inner
         self.clock = clock
         self.wrappers: dict[Socket, Socket] = {}  # real socket -> what was registered
+        self.closed = False
 
     def register(self, socket: Socket) -> None:
         real = socket.inner if isinstance(socket, FaultySocket) else socket
@@ -216,4 +252,5 @@ class FaultyPoller(Poller):
         self.inner.wake()
 
     def close(self) -> None:
+        self.closed = True
         self.inner.close()

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from service_framework.errors import InvariantViolation
+from service_framework.errors import InvariantViolation, ServiceCrashed
 from service_framework.trace import TraceRecorder
 
 from .plans import LEVELS, DrawnPlan, Fault, replay_plan
@@ -150,7 +150,12 @@ def run_once(bus: "TestBus", body: Callable[["TestBus"], Any], seed: int, *,
     error = None
     with _seeded_handlers(seed):
         try:
-            body(bus)
+            try:
+                body(bus)
+            except ServiceCrashed:
+                pass  # a fault crashed the service the body was driving: on to the checks
+            if drawn is not None and drawn.error is not None:
+                raise drawn.error
             _settle(bus)
             _check(bus, drawn.suffered if drawn else faults)
         except Exception as raised:  # the run's verdict; KeyboardInterrupt still stops
@@ -176,8 +181,9 @@ def _settle(bus: "TestBus") -> None:
 
 def _check(bus: "TestBus", faults: list[Fault]) -> None:
     invariants = bus.invariants
-    if invariants.violations:  # raised inside a delivery: the service may have eaten it
-        raise InvariantViolation(invariants.violations[0])
+    invariants.raise_kept()  # found inside a delivery, where the service would eat it
+    invariants.check_user("-", "the run")
+    invariants.raise_kept()
     invariants.check_errors(bus.harnesses)
     invariants.check_requests(bus.clock.monotonic())
     invariants.check_states(bus.harnesses)
@@ -294,12 +300,18 @@ def _same_failure(error: BaseException, original: BaseException) -> bool:
 
 
 def _shape(message: str) -> str:
-    what = message.split(": ", 1)[-1]
-    return re.sub(r"[-+]?\d[\d.]*(e[-+]?\d+)?", "#", re.sub(r"'[^']*'", "'…'", what))[:80]
+    """Which invariant a violation is about: a test's own by its name, a built-in one by
+    its words without numbers, names and the delivery it was noticed after."""
+    named = re.search(r"invariant '([^']+)'", message)
+    if named:
+        return named.group(1)
+    what = message.split("': ", 1)[-1]
+    return re.sub(r"'[^']*'|[-+]?\d[\d.]*", "#", what)[:40]
 
 
 def _ddmin(items: list, fails: Callable[[list], Any]) -> list:
-    """Delta debugging: a 1-minimal sublist of `items` for which `fails` still holds."""
+    """Delta debugging (ddmin): a 1-minimal sublist of `items` for which `fails` holds —
+    each chunk alone is tried first, then everything but the chunk."""
     items = list(items)
     if items and fails([]):
         return []
@@ -307,15 +319,20 @@ def _ddmin(items: list, fails: Callable[[list], Any]) -> list:
     while len(items) >= 2:
         size = -(-len(items) // granularity)
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        for chunk in chunks:
-            rest = [item for item in items if item not in chunk]
-            if fails(rest):
-                items, granularity = rest, max(granularity - 1, 2)
-                break
-        else:
-            if granularity >= len(items):
-                break
-            granularity = min(len(items), granularity * 2)
+        smaller = next((chunk for chunk in chunks if len(chunk) < len(items) and fails(chunk)),
+                       None)
+        if smaller is not None:
+            items, granularity = smaller, 2
+            continue
+        rest = next((rest for chunk in chunks
+                     if (rest := [item for item in items if item not in chunk])
+                     and fails(rest)), None)
+        if rest is not None:
+            items, granularity = rest, max(granularity - 1, 2)
+            continue
+        if granularity >= len(items):
+            break
+        granularity = min(len(items), granularity * 2)
     return items
 
 

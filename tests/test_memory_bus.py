@@ -101,7 +101,7 @@ def test_the_high_water_mark_drops(sf_bus):
     subscriber.connect("tcp://127.0.0.1:7001")
     subscriber.subscribe(b"")
     sent = [publisher.send([b"t", bytes([n])]) for n in range(5)]
-    assert sent == [True, True, True, False, False]
+    assert sent == [True] * 5  # as ZMQ PUB: the full subscriber loses its copy, silently
     assert [subscriber.recv()[1] for _ in range(3)] == [b"\x00", b"\x01", b"\x02"]
     publisher.close()
     subscriber.close()
@@ -154,7 +154,8 @@ def test_a_crashed_service_can_be_restarted(sf_bus):
         requester.run_main()
     sf_bus.faults.restart("replyer")
     requester.run_main()
-    assert requester.sent[-1].reply == {"text": "> hello 0", "count": 2,
+    # A restart imports the module again: its request counter starts from zero.
+    assert requester.sent[-1].reply == {"text": "> hello 0", "count": 1,
                                         "amount": Decimal("0.00"), "at": START}
     assert replyer.running
 

@@ -126,7 +126,6 @@ class OutState(Component):
         self.subscriptions = SubscriptionCounter()
         self.publisher: Socket | None = None
         self.replyer: Socket | None = None
-        self.dropped = 0
         self._last_sent = 0.0
         self._check = spec.value.check
         self._delta = spec.kind == "delta"
@@ -187,16 +186,12 @@ class OutState(Component):
 
     def _send_locked(self, frames: Frames) -> None:
         publisher = self.publisher
-        if publisher is not None and not publisher.send(frames):
-            self._dropped()
+        if publisher is not None:
+            # Never refused: an in side whose queue is full loses the update alone (PUB
+            # semantics on both transports) and counts it there, as a seq gap
+            # (`state_out_of_sync`), then recovers with a snapshot.
+            publisher.send(frames)
         self._last_sent = self.runtime.clock.monotonic()
-
-    def _dropped(self) -> None:
-        self.dropped += 1
-        self.runtime.count("state_publish_drops")
-        if self.dropped == 1 or self.dropped % 1000 == 0:
-            log.warning("%s: %d update(s) dropped at the high-water mark; in sides will "
-                        "recover with a snapshot", self.label, self.dropped)
 
     # -- heartbeats (loop thread) ---------------------------------------------------------
     def next_deadline(self) -> float | None:

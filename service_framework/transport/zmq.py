@@ -54,10 +54,12 @@ class ZmqSocket(Socket):
         raw.setsockopt(zmq.RCVHWM, hwm)
         if kind is SocketKind.XPUB:
             # Every subscription reaches us (not only the first per topic): we count
-            # subscribers for `min_subscribers`. NODROP turns a silent HWM drop into
-            # EAGAIN, so drops are counted and logged instead of vanishing.
+            # subscribers for `min_subscribers`. No XPUB_NODROP: with it, one subscriber
+            # whose queue is full makes every send fail (EAGAIN) for all subscribers. As
+            # PUB, a full subscriber loses its copy and only it; libzmq tells the sender
+            # nothing, so such drops are counted where they land (a state's in side sees
+            # a seq gap), as on the memory bus.
             raw.setsockopt(zmq.XPUB_VERBOSE, 1)
-            raw.setsockopt(zmq.XPUB_NODROP, 1)
         self.raw = raw
         # Frame by frame rather than send_multipart/recv_multipart: those re-check every
         # part in Python and ask for RCVMORE with one more call per frame, which costs

@@ -4,7 +4,10 @@ It keeps the ZMQ semantics a service can observe: a publisher with no subscriber
 topic filters match by prefix (the subscriber then checks the exact topic), per-link order
 is kept, high-water marks drop, a request with no replyer times out. Delivery happens at
 once, in the sender's step; a fault hook (`fault_hook`, None: no faults and no cost) may
-lose, copy or delay each message. Who steps when is the scheduler's job (`scheduler.py`).
+lose, copy or delay each message. One timed queue, ordered by (virtual time, the order
+things were queued in), holds delayed messages and calls scheduled with `call_at` (a fault
+plan's entries), so what happens at one instant happens in one order for a seed. Who steps
+when is the scheduler's job (`scheduler.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import datetime as _dt
 import heapq
 import itertools
 import random
+import weakref
 from typing import Callable
 
 from ..base import FaultHook, Frames, Packet, Poller, Socket, SocketKind, Transport
@@ -46,10 +50,18 @@ class MemoryBus(Transport):
         # Called with (from owner, to owner, frames) after each delivery: a simulation's
         # invariants, checked message by message.
         self.delivery_listeners: list[Callable[[str, str, Frames], None]] = []
+        # Called with the `Packet` of each delivery (None: no cost); a fault plan's
+        # triggers (`after=`, `on=`) watch here.
+        self.delivery_hook: Callable[[Packet], None] | None = None
         self._bound: dict[str, MemorySocket] = {}
         self._connecting: dict[str, list[MemorySocket]] = {}
         self._sockets: list[MemorySocket] = []
-        self._delayed: list[tuple[float, int, MemorySocket, MemorySocket, Frames]] = []
+        # (due, order, from, to, frames) of a delayed message; (due, order, None, None,
+        # callback) of a scheduled call
+        self._delayed: list[tuple] = []
+        # (from owner, to owner, to kind) -> the sockets, for packets a fault plan held back
+        self._links: dict[tuple[str, str, SocketKind], tuple[MemorySocket, MemorySocket]] = {}
+        self._pollers: weakref.WeakSet[MemoryPoller] = weakref.WeakSet()
         self._sequence = itertools.count()
         self._identities = itertools.count(1)
         self._ports = itertools.count(49152)
@@ -64,7 +76,21 @@ class MemoryBus(Transport):
         return socket
 
     def poller(self, *, owner: str) -> Poller:
-        return MemoryPoller(self, owner)
+        poller = MemoryPoller(self, owner)
+        self._pollers.add(poller)
+        return poller
+
+    def mark_crashed(self, service: str) -> None:
+        """Marks the open sockets and pollers of `service` as crashed, before it closes them:
+        code of it still running (a handler waiting on a request, `main`) is unwound by
+        `ServiceCrashed` instead of going on with closed sockets."""
+        prefix = service + "."
+        for socket in self._sockets:
+            if socket.owner.startswith(prefix):
+                socket.crashed = True
+        for poller in list(self._pollers):
+            if poller.owner == service or poller.owner.startswith(prefix):
+                poller.crashed = True
 
     def new_id(self) -> str:
         return f"{self.random.getrandbits(64):016x}"
@@ -154,12 +180,15 @@ class MemoryBus(Transport):
                 waiting.remove(socket)
         socket.inbox.clear()
         self._sockets.remove(socket)
+        if self._links:
+            self._links = {key: pair for key, pair in self._links.items() if socket not in pair}
 
     # -- delivery ------------------------------------------------------------------------
     def _transmit(self, src: MemorySocket, dst: MemorySocket, frames: Frames) -> bool:
         hook = self.fault_hook
         if hook is None:  # the common case: no fault to apply
             return self._deliver(src, dst, frames)
+        self._links[(src.owner, dst.owner, dst.kind)] = (src, dst)
         copies = hook(Packet(src.owner, dst.owner, src.kind, dst.kind, frames))
         delivered = True
         for delay, body in copies:
@@ -181,19 +210,58 @@ class MemoryBus(Transport):
         if self.delivery_listeners:
             for listener in self.delivery_listeners:
                 listener(src.owner, dst.owner, frames)
+        if self.delivery_hook is not None:
+            self.delivery_hook(Packet(src.owner, dst.owner, src.kind, dst.kind, frames))
         return True
 
+    # -- the timed queue -------------------------------------------------------------------
+    def call_at(self, t: float, callback: Callable[[], None]) -> int:
+        """Runs `callback()` once virtual time reaches `t` (a time already past: the current
+        instant), before the next service steps and after what was queued for that time
+        before it; returns a handle for `cancel`."""
+        order = next(self._sequence)
+        heapq.heappush(self._delayed, (max(t, self.clock.monotonic()), order, None, None,
+                                       callback))
+        return order
+
+    def cancel(self, handle: int) -> bool:
+        """Forgets a call queued by `call_at`; False when it ran (or was forgotten) already."""
+        for index, entry in enumerate(self._delayed):
+            if entry[1] == handle and entry[2] is None:
+                self._delayed.pop(index)
+                heapq.heapify(self._delayed)
+                return True
+        return False
+
     def next_delivery(self) -> float | None:
-        """When the next delayed message is due, or None."""
+        """When the next delayed message or scheduled call is due, or None."""
         return self._delayed[0][0] if self._delayed else None
 
     def deliver_due(self) -> None:
-        """Delivers the delayed messages whose time has come."""
+        """Delivers the delayed messages and runs the scheduled calls whose time has come."""
         now = self.clock.monotonic()
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, src, dst, frames = heapq.heappop(self._delayed)
+            _, _, src, dst, payload = heapq.heappop(self._delayed)
+            if src is None:
+                payload()
+            elif not dst.closed:
+                self._deliver(src, dst, payload)
+            now = self.clock.monotonic()  # a call may have moved time (a blocking restart)
+
+    def flush_delayed(self) -> None:
+        """Delivers every delayed message now, in the order they were due (a plan's heal);
+        scheduled calls stay queued."""
+        messages = sorted(entry for entry in self._delayed if entry[2] is not None)
+        self._delayed = [entry for entry in self._delayed if entry[2] is None]
+        heapq.heapify(self._delayed)
+        for _, _, src, dst, frames in messages:
             if not dst.closed:
                 self._deliver(src, dst, frames)
+
+    def deliver_held(self, src: str, dst: str, dst_kind: SocketKind, frames: Frames) -> bool:
+        """Delivers a packet a fault plan held back on the link `src`->`dst` now."""
+        sockets = self._links.get((src, dst, dst_kind))
+        return sockets is not None and self._deliver(sockets[0], sockets[1], frames)
 
 
 _default: MemoryBus | None = None

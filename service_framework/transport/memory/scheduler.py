@@ -1,17 +1,21 @@
 """Who steps next on the memory bus: one thread steps every service, in an order a seed fixes.
 
-A service is ready when a socket of its has input or a timer of its is due. Among ready
-services the bus's seeded generator picks one, so a seed fixes the whole interleaving.
-Nothing moves time but `advance`, `wait_for` (a poll with a deadline: a request served
-inline, in virtual time) and a blocking run: each moves it to the next thing that happens.
+A service is ready when a socket of its has input or a timer of its is due, unless it is
+stalled (`stall`: a slow consumer, not stepped for a while). Among ready services the bus's
+seeded generator picks one, so a seed fixes the whole interleaving. Nothing moves time but
+`advance`, `wait_for` (a poll with a deadline: a request served inline, in virtual time),
+`sleep` (a service's `time.sleep` under the test bus) and a blocking run: each moves it to
+the next thing that happens — a delivery, a timer, a scheduled call, the end of a stall.
 """
 
 from __future__ import annotations
 
+import math
 import random as _random
 import threading
 from typing import Any, Callable, Protocol
 
+from ...errors import ServiceCrashed
 from ..base import Clock, Schedulable, Scheduler
 
 # Steps without a pause before run_until_idle concludes services are ping-ponging forever.
@@ -19,7 +23,8 @@ SETTLE_LIMIT = 1_000_000
 
 
 class TimedDeliveries(Protocol):
-    """Messages the transport holds back until a time (a fault's delay)."""
+    """Messages the transport holds back until a time (a fault's delay), and calls
+    scheduled for a time (a fault plan's entries): `deliver_due` runs both."""
 
     def next_delivery(self) -> float | None: ...
 
@@ -41,6 +46,9 @@ class BusScheduler(Scheduler):
         # order). None: the seeded generator picks. A simulation sets it to replay or to
         # shrink a schedule (`service_framework_testing.simulation`).
         self.choose: Callable[[list[Any]], int] | None = None
+        # service name -> until when (clock.monotonic(); inf: until `unstall`) it is not
+        # stepped: a slow consumer whose sockets fill up to their high-water marks
+        self.stalled: dict[str, float] = {}
 
     # -- the Scheduler interface ---------------------------------------------------------
     def start(self, runtime: Schedulable, finish: Callable[[], None] | None = None) -> None:
@@ -101,12 +109,37 @@ class BusScheduler(Scheduler):
     def settle(self) -> None:
         self.run_until_idle()
 
+    # -- stalls --------------------------------------------------------------------------
+    def stall(self, name: str, until: float | None = None) -> None:
+        """The service `name` is not stepped until `until` (None: until `unstall`): it reads
+        nothing, its timers wait, what is sent to it queues up to the high-water marks."""
+        self.stalled[name] = math.inf if until is None else until
+
+    def unstall(self, name: str | None = None) -> None:
+        """Ends the stall of `name` (None: of every service)."""
+        if name is None:
+            self.stalled.clear()
+        else:
+            self.stalled.pop(name, None)
+
+    def _is_stalled(self, name: str, now: float) -> bool:
+        until = self.stalled.get(name)
+        if until is None:
+            return False
+        if until <= now:
+            del self.stalled[name]
+            return False
+        return True
+
     # -- stepping ------------------------------------------------------------------------
     def _runnable(self) -> list[Any]:
         now = self.clock.monotonic()
         found = []
+        stalled = self.stalled
         for runtime in self.runtimes:
             if runtime.in_step or runtime.closed or runtime.stop_requested:
+                continue
+            if stalled and self._is_stalled(runtime.name, now):
                 continue
             if runtime.poller.has_input():
                 found.append(runtime)
@@ -128,15 +161,27 @@ class BusScheduler(Scheduler):
             runtime = runnable[self.choose(runnable)]
         else:
             runtime = self.random.choice(runnable)
-        runtime.step(0)
+        try:
+            runtime.step(0)
+        except ServiceCrashed:
+            if not runtime.closed:
+                raise
+            # it crashed under its own step (a fault plan's crash): that step is over
         return True
 
     def next_event(self) -> float | None:
-        """When something happens next without outside input: a delivery or a timer."""
+        """When something happens next without outside input: a delivery, a timer, a
+        scheduled call or the end of a stall."""
         upcoming = self.deliveries.next_delivery()
+        now = self.clock.monotonic()
+        stalled = self.stalled
         for runtime in self.runtimes:
             if not (runtime.in_step or runtime.closed or runtime.stop_requested):
-                deadline = runtime.next_deadline()
+                if stalled and self._is_stalled(runtime.name, now):
+                    deadline = stalled[runtime.name]
+                    deadline = None if deadline == math.inf else deadline
+                else:
+                    deadline = runtime.next_deadline()
                 if deadline is not None and (upcoming is None or deadline < upcoming):
                     upcoming = deadline
         return upcoming
@@ -163,10 +208,21 @@ class BusScheduler(Scheduler):
         self._wait_until(target)
         self.run_until_idle()
 
+    def sleep(self, seconds: float, until: Callable[[], list] | None = None) -> None:
+        """`seconds` of virtual time pass for the caller while the bus runs everything due
+        meanwhile (a service's `time.sleep` under the test bus), or less when `until()`
+        returns something first; 0 runs what is ready now."""
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        self.wait_for(until or list, seconds)
+
     def wait_for(self, ready: Callable[[], list], timeout_s: float | None) -> list:
         """Runs the bus until `ready()` returns something or `timeout_s` pass."""
         deadline = None if timeout_s is None else self.clock.monotonic() + timeout_s
         while True:
+            # What is due now comes first: a crash queued by the delivery that made the
+            # caller ready ends the caller before it reads it.
+            self.deliveries.deliver_due()
             found = ready()
             if found:
                 return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Collection, NamedTuple, Sequence
 
+from ...errors import ServiceCrashed
 from ..base import Frames, Poller, Socket, SocketKind
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class MemorySocket(Socket):
         self.unsent: deque[Frames] = deque()  # a DEALER's messages before any peer exists
         self._next_peer = 0
         self._closed = False
+        self.crashed = False  # closed by a crash (`MemoryBus.mark_crashed`)
         self.curve: CurveRole | None = None
 
     def bind(self, endpoint: str) -> str:
@@ -57,6 +59,8 @@ class MemorySocket(Socket):
 
     def send(self, frames: Frames) -> bool:
         if self._closed:
+            if self.crashed:
+                raise ServiceCrashed(self.owner)
             raise OSError(f"socket {self.owner} is closed")
         # A copy, as ZMQ copies: the caller may reuse its list (or a bytearray) afterwards.
         for frame in frames:
@@ -67,29 +71,42 @@ class MemorySocket(Socket):
             frames = list(frames)
         kind = self.kind
         if kind is SocketKind.DEALER:
-            if not self.peers:
+            peers = self.peers
+            if not peers:
                 if len(self.unsent) >= self.hwm:
                     return False
                 self.unsent.append(frames)
                 return True
-            peer = self.peers[self._next_peer % len(self.peers)]
-            self._next_peer += 1
-            return self.bus._transmit(self, peer, [self.identity, *frames])
+            # Round-robin, skipping a peer whose queue is full (ZMQ's load balancer does);
+            # False (EAGAIN) only when every peer is full.
+            count = len(peers)
+            for offset in range(count):
+                peer = peers[(self._next_peer + offset) % count]
+                if len(peer.inbox) < peer.hwm:
+                    self._next_peer += offset + 1
+                    return self.bus._transmit(self, peer, [self.identity, *frames])
+            return False
         if kind is SocketKind.ROUTER:
             identity, body = frames[0], frames[1:]
             for peer in self.peers:
                 if peer.identity == identity:
-                    return self.bus._transmit(self, peer, body)
-            return True  # ZMQ ROUTER drops what it cannot route, silently
+                    self.bus._transmit(self, peer, body)
+                    break
+            # ZMQ ROUTER drops what it cannot route (a vanished peer) or what a full peer
+            # cannot take, silently: the send succeeds either way.
+            return True
         if kind is SocketKind.XPUB:
-            delivered = True
+            # PUB semantics: each subscriber whose topic matches gets a copy; a subscriber
+            # whose queue is full loses its copy, silently, and the others are not held
+            # up. The send succeeds either way (ZMQ tells the sender of no drop; a drop is
+            # seen where it lands: a state's in side finds a seq gap).
             topic = frames[0]
             for peer in self.peers:
                 for prefix in peer.subscriptions:
                     if topic.startswith(prefix):
-                        delivered = self.bus._transmit(self, peer, frames) and delivered
+                        self.bus._transmit(self, peer, frames)
                         break
-            return delivered
+            return True
         raise OSError(f"{kind.value} sockets do not send here")
 
     def recv(self) -> Frames | None:
@@ -133,6 +150,7 @@ class MemoryPoller(Poller):
         self.bus = bus
         self.owner = owner
         self.sockets: list[MemorySocket] = []
+        self.crashed = False  # its service crashed: a wait in progress ends, unwinding it
 
     def register(self, socket: Socket) -> None:
         if socket not in self.sockets:
@@ -149,7 +167,13 @@ class MemoryPoller(Poller):
         ready = self.ready()
         if ready or (timeout_s is not None and timeout_s <= 0):
             return ready
-        return self.bus.scheduler.wait_for(self.ready, timeout_s)
+        found = self.bus.scheduler.wait_for(self._ready_or_crashed, timeout_s)
+        if self.crashed:
+            raise ServiceCrashed(self.owner)
+        return found
+
+    def _ready_or_crashed(self) -> list:
+        return [self] if self.crashed else self.ready()
 
     def has_input(self) -> bool:
         for socket in self.sockets:
