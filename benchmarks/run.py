@@ -6,8 +6,9 @@ Rows: request/reply and pub/sub over TCP loopback, each beside raw pyzmq with ms
 same payload; the peer runs in a process of its own for both); the memory bus end to end
 (codec, validation, handler); delta updates applied to an in-state; the cost of recording
 a trace; the idle CPU of a running service; the peak memory of a service whose out-state
-holds 100,000 price levels. Targets are printed beside the figures with pass/miss. It
-never asserts: the numbers depend on the host. Takes well under two minutes on 2 cores.
+holds 100,000 price levels; seed sweeps of the order book as a scenario. Targets are
+printed beside the figures with pass/miss. It never asserts: the numbers depend on the
+host. Takes about two minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import zmq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _inprocess import deltas, memory_bus  # noqa: E402 - after the path fix, as a script
+from _simulation import seeds_per_second  # noqa: E402
 from _tcp import peak_memory, pubsub, request_reply  # noqa: E402
 
 from service_framework import RequestTimeout  # noqa: E402
@@ -69,6 +71,8 @@ def main() -> None:
     mem = memory_bus(window, rounds)
     dl = deltas(window, rounds)
     rss = peak_memory()
+    sweeps = [(seeds_per_second(40), seeds_per_second(40, check_determinism=True))
+              for _ in range(max(1, rounds // 2))]
     elapsed = time.monotonic() - started
 
     rows: list[tuple[str, str, str, str, str, str]] = []
@@ -104,6 +108,12 @@ def main() -> None:
     rows.append((f"(g) peak RSS, out-state of {rss['levels']:,} levels",
                  f"{rss['hwm_kib'] / 1024:.0f} MiB", "", f"empty {rss['hwm_empty_kib'] / 1024:.0f}"
                  " MiB", "(info)", ""))
+    plain = median([rate for (rate, _), _ in sweeps])
+    cost = median([first[0] / second[0] for first, second in sweeps])
+    rows.append(("(h) seed sweep: order book, 500 deltas, stormy", f"{plain:.1f} seeds/s", "",
+                 "", ">= 20 seeds/s", verdict(plain >= 20)))
+    rows.append(("(h) --sf-check-determinism cost", f"{cost:.2f}x plain", "", "", "<= 2.2x",
+                 verdict(cost <= 2.2)))
     notes = []
     if rss["snapshot_levels"] != rss["levels"]:
         notes.append(f"the snapshot held {rss['snapshot_levels']} of {rss['levels']} levels")

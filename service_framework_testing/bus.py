@@ -19,6 +19,7 @@ from . import virtual_time
 from .faults import Faults
 from .harness import ServiceHarness
 from .invariants import Invariants
+from .simulation import Schedule
 
 # Code that must keep real time while the bus freezes it for services: the transports that
 # run in real time, and the test runner's own timing (pytest's --durations and Hypothesis's
@@ -68,6 +69,11 @@ class TestBus:
             old.clock.listeners.remove(self._frozen.move_to)
             self._frozen.move_to(self.bus.clock.now())
             self.bus.clock.listeners.append(self._frozen.move_to)
+
+    def follow_schedule(self, deviations: dict[int, int] | None = None) -> None:
+        """Steps ready services first-in-first-out, except at the steps `deviations` names
+        (step -> index of the ready service taken): the schedule a sweep's report prints."""
+        self.bus.scheduler.choose = Schedule(self.seed, dict(deviations or {}))
 
     def expect_errors(self, *what: type | str) -> None:
         """Exceptions the test means a handler, hook or `main` to raise: classes, or text

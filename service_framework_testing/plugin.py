@@ -194,7 +194,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    if report.failed and _seed_key in item.stash:
+    simulated = item.get_closest_marker("sf_simulate") or item.config.getoption("sf_runs")
+    if report.failed and _seed_key in item.stash and not simulated:  # (a sweep says its own)
         seed = item.stash[_seed_key]
         report.sections.append((
             "service_framework",

@@ -111,7 +111,8 @@ class Sweep:
                  f"{self.candidates} candidate runs"]
         if repro:
             lines.append(f"  reproduce: {repro}")
-        lines.append("  as a regression test, on the same seed:")
+        lines.append(f"  as a regression test (run with --sf-seed={shrunk.seed}):")
+        lines.append(f"      sf_bus.follow_schedule({dict(sorted(shrunk.deviations.items()))!r})")
         lines += [f"      {fault}" for fault in shrunk.faults] or ["      (no fault)"]
         if shrunk.deviations:
             lines.append("  schedule: FIFO everywhere except " + ", ".join(

@@ -154,3 +154,16 @@ def test_a_handler_error_the_test_did_not_expect_fails_it(tmp_path):
     assert "1 failed, 1 passed" in result.stdout, result.stdout
     assert "subscriber 'ticks'" in result.stdout or "'ticks'" in result.stdout
     assert "ZeroDivisionError" in result.stdout and "sf_bus.expect_errors" in result.stdout
+
+
+def test_the_printed_regression_test_reproduces_the_failure(sf_bus, tmp_path):
+    result = sweep(sf_bus, ledger_pair, runs=100, faults="stormy", artifacts=None)
+    shrunk = result.shrunk
+    sf_bus.reset(shrunk.seed)  # as `pytest --sf-seed=N` gives a test
+    lines = [line.strip() for line in result.report().splitlines()]
+    start = next(i for i, line in enumerate(lines) if line.startswith("as a regression test"))
+    for call in lines[start + 1:start + 2 + len(shrunk.faults)]:
+        exec(call, {"sf_bus": sf_bus})  # the lines a user pastes
+    exchange, ledger = ledger_pair(sf_bus)
+    applied = ledger.service.definition.module.POSITION["applied"]
+    assert len(applied) > len(set(applied))
