@@ -6,31 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service_framework import InvariantViolation, RemoteError, RequestTimeout
+from service_framework import InvariantViolation
 from service_framework_testing.simulation import run_once, sweep
+from tests.simulation.scenarios import fills_counted_once
 
 SIM = Path(__file__).parent / "simulation"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def ledger_pair(bus, fills=8):
-    exchange = bus.service(SIM / "exchange.py", addresses={"connections": {
-        "in": {"trade": {"replyer": "127.0.0.1:7101"}},
-        "out": {"fills": {"publisher": "127.0.0.1:7102"}}}})
-    ledger = bus.service(SIM / "ledger.py", addresses={"connections": {
-        "in": {"fills": {"subscriber": ["127.0.0.1:7102"]}}}})
-
-    @bus.invariant
-    def no_fill_applied_twice(_):
-        applied = ledger.service.definition.module.POSITION["applied"]
-        return len(applied) == len(set(applied))
-
-    for number in range(fills):
-        try:
-            exchange.request("trade", {"fill_id": f"f{number}", "qty": bus.random.randint(1, 5)})
-        except (RemoteError, RequestTimeout):
-            pass
-    return exchange, ledger
 
 
 def run_pytest(tmp_path, source, *args):
@@ -43,15 +24,15 @@ def run_pytest(tmp_path, source, *args):
 MARKED = f'''
 import pytest, sys
 sys.path.insert(0, {str(REPO)!r})
-from tests.test_simulation import ledger_pair
+from tests.simulation.scenarios import fills_counted_once
 
 @pytest.mark.sf_simulate(runs=100, faults="stormy")
 def test_ledger(sf_bus):
-    ledger_pair(sf_bus)
+    fills_counted_once(sf_bus)
 
 @pytest.mark.sf_simulate(runs=20, faults="calm")
 def test_ledger_calm(sf_bus):
-    ledger_pair(sf_bus)
+    fills_counted_once(sf_bus)
 '''
 
 
@@ -76,13 +57,13 @@ def test_sf_runs_sweeps_an_unmarked_sf_bus_test_from_the_command_line(tmp_path):
 
 
 def test_the_shrunk_run_is_one_minimal_and_reproduces(sf_bus, tmp_path):
-    result = sweep(sf_bus, ledger_pair, runs=100, faults="stormy", artifacts=tmp_path)
+    result = sweep(sf_bus, fills_counted_once, runs=100, faults="stormy", artifacts=tmp_path)
     shrunk = result.shrunk
     assert shrunk is not None and len(shrunk.faults) == 1
-    again = run_once(sf_bus, ledger_pair, shrunk.seed, faults=shrunk.faults,
+    again = run_once(sf_bus, fills_counted_once, shrunk.seed, faults=shrunk.faults,
                      deviations=shrunk.deviations)
     assert isinstance(again.error, InvariantViolation)
-    without = run_once(sf_bus, ledger_pair, shrunk.seed, faults=[],
+    without = run_once(sf_bus, fills_counted_once, shrunk.seed, faults=[],
                        deviations=shrunk.deviations)
     assert without.error is None  # removing the last fault makes the failure go away
     report = result.report()
@@ -90,7 +71,7 @@ def test_the_shrunk_run_is_one_minimal_and_reproduces(sf_bus, tmp_path):
 
 
 def test_the_failure_traces_replay_the_failure(sf_bus, sf_trace, tmp_path):
-    result = sweep(sf_bus, ledger_pair, runs=100, faults="stormy", artifacts=tmp_path)
+    result = sweep(sf_bus, fills_counted_once, runs=100, faults="stormy", artifacts=tmp_path)
     trace = result.artifacts / "ledger.jsonl"
     sf_bus.reset(0)
     session = sf_trace.replay(SIM / "ledger.py", trace, mode="none")
@@ -99,7 +80,7 @@ def test_the_failure_traces_replay_the_failure(sf_bus, sf_trace, tmp_path):
 
 
 def test_a_calm_sweep_of_a_correct_scenario_passes_with_the_determinism_check(sf_bus):
-    result = sweep(sf_bus, lambda bus: ledger_pair(bus, fills=3), runs=10, faults="calm",
+    result = sweep(sf_bus, lambda bus: fills_counted_once(bus, fills=3), runs=10, faults="calm",
                    check_determinism=True)
     assert result.failure is None and result.runs == 10
 
@@ -110,7 +91,7 @@ def test_the_determinism_check_names_the_first_delivery_that_differs(sf_bus):
     unseeded = real_random.SystemRandom()
 
     def nondeterministic(bus):
-        exchange, _ = ledger_pair(bus, fills=0)
+        exchange, _ = fills_counted_once(bus, fills=0)
         exchange.request("trade", {"fill_id": "x", "qty": unseeded.randint(1, 10**9)})
 
     result = sweep(sf_bus, nondeterministic, runs=3, faults="calm", check_determinism=True,
@@ -157,13 +138,13 @@ def test_a_handler_error_the_test_did_not_expect_fails_it(tmp_path):
 
 
 def test_the_printed_regression_test_reproduces_the_failure(sf_bus, tmp_path):
-    result = sweep(sf_bus, ledger_pair, runs=100, faults="stormy", artifacts=None)
+    result = sweep(sf_bus, fills_counted_once, runs=100, faults="stormy", artifacts=None)
     shrunk = result.shrunk
     sf_bus.reset(shrunk.seed)  # as `pytest --sf-seed=N` gives a test
     lines = [line.strip() for line in result.report().splitlines()]
     start = next(i for i, line in enumerate(lines) if line.startswith("as a regression test"))
     for call in lines[start + 1:start + 2 + len(shrunk.faults)]:
         exec(call, {"sf_bus": sf_bus})  # the lines a user pastes
-    exchange, ledger = ledger_pair(sf_bus)
+    exchange, ledger = fills_counted_once(sf_bus)
     applied = ledger.service.definition.module.POSITION["applied"]
     assert len(applied) > len(set(applied))
