@@ -36,6 +36,7 @@ import random as _random
 import threading
 from typing import Any, Callable
 
+from service_framework.errors import ArgumentError
 from service_framework.service import Service, running_services
 from service_framework.transport.base import Frames, Packet
 
@@ -164,7 +165,7 @@ class Faults:
                 self._crashed[service] = running
                 return None
         if now is None:
-            raise KeyError(f"no running service named {service!r} on this transport")
+            raise ArgumentError(f"no running service named {service!r} on this transport")
         return f"skipped: no running service {service!r}"
 
     def restart(self, service: str, *, at: float | None = None, after: Any = None,
@@ -178,7 +179,7 @@ class Faults:
         crashed = self._crashed.pop(service, None)
         if crashed is None:
             if now is None:
-                raise KeyError(f"no crashed service named {service!r} on this transport")
+                raise ArgumentError(f"no crashed service named {service!r} on this transport")
             return f"skipped: {service!r} is not crashed"
         crashed.restart()
         return None
@@ -205,7 +206,7 @@ class Faults:
 
         def stall(now: float | None) -> None:
             if now is None and service not in {runtime.name for runtime in scheduler.runtimes}:
-                raise KeyError(f"no service named {service!r} on this bus")
+                raise ArgumentError(f"no service named {service!r} on this bus")
             scheduler.stall(service, ends(self._now() if now is None else now))
 
         return self._act("stall", call, trigger, stall)

@@ -19,6 +19,7 @@ from service_framework.errors import ArgumentError, RemoteError, RequestTimeout
 from service_framework.loader import load_service
 from service_framework.service import Service
 from service_framework.transport.base import SocketKind, Transport
+from service_framework.transport.peers import Peers
 from service_framework.wire import codec
 from service_framework.wire.envelope import decode_reply, encode_request
 
@@ -63,7 +64,8 @@ class ServiceHarness:
         self.errors: list[RaisedError] = []
         self._stubs: dict[str, Callable] = {}
         self._ids = itertools.count(1)
-        self._sockets: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._peers = Peers(transport, "harness")  # its own sockets to the service
+        self._subscriptions: dict[str, SubscriptionCounter] = {}
         self._sources: dict[str, Any] = {}
         self.service.runtime_listeners.append(self._attach)
         # (a list shared with the bus: watchers added later see later runtimes)
@@ -125,16 +127,7 @@ class ServiceHarness:
 
     # -- sockets the harness uses to talk to the service ----------------------------------
     def _socket(self, key: tuple[str, str], kind: SocketKind, endpoint: str, *, bind: bool):
-        if key not in self._sockets:
-            socket = self.transport.socket(kind, owner=f"harness.{key[1]}")
-            if bind:
-                socket.bind(endpoint)
-            else:
-                socket.connect(endpoint)
-            poller = self.transport.poller(owner=f"harness.{key[1]}")
-            poller.register(socket)
-            self._sockets[key] = (socket, poller)
-        return self._sockets[key]
+        return self._peers.get(key, kind, endpoint, bind=bind)
 
     def _wait(self, poller, condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
         clock = self.transport.clock
@@ -179,7 +172,7 @@ class ServiceHarness:
         else:
             endpoint, bind = subscriber.endpoints("subscriber", many=True)[0], True
         socket, poller = self._socket(("publish", conn), SocketKind.XPUB, endpoint, bind=bind)
-        counter = self._sockets.setdefault(("subscriptions", conn), SubscriptionCounter())
+        counter = self._subscriptions.setdefault(conn, SubscriptionCounter())
 
         def subscribed():
             counter.read(socket)
@@ -267,9 +260,5 @@ class ServiceHarness:
             source.close()
         self._sources.clear()
         self.service.stop_service()
-        for key, value in self._sockets.items():
-            if key[0] != "subscriptions":
-                socket, poller = value
-                socket.close()
-                poller.close()
-        self._sockets.clear()
+        self._peers.close()
+        self._subscriptions.clear()

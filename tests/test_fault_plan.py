@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import free_port
 
-from service_framework import Service
+from service_framework import ArgumentError, Service
 from service_framework.states import protocol
 from service_framework.transport.base import Packet, SocketKind
 from service_framework.transport.memory import MemoryBus
@@ -140,7 +140,7 @@ def test_a_service_runs_crashes_and_restarts_the_same_way_on_both_transports(wor
     world.faults.restart("replyer")
     run_requester()
     assert replyer.runtime.counters.get("error_replies", 0) == 0 and not replyer.runtime.closed
-    with pytest.raises(KeyError, match="no crashed service"):
+    with pytest.raises(ArgumentError, match="no crashed service"):
         world.faults.restart("replyer")
 
 

@@ -43,6 +43,7 @@ from ..errors import ReplayDivergence, ReplayError, RequestTimeout
 from ..events import Event, recorded_error
 from ..transport.base import SocketKind
 from ..transport.memory import MemoryBus
+from ..transport.peers import Peers
 from ..wire.envelope import encode_request
 from .compare import comparable, parse_masks, stream_of
 from .reader import Trace
@@ -105,7 +106,7 @@ class ReplayDriver:
         self._queues: dict[str, deque[int]] = {}  # out connection -> its out request indexes
         self._answer_of: dict[int, Event] = {}
         self._saved_stubs: dict[str, Any] = {}
-        self._sockets: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._peers = Peers(bus, "replay")
         self._sources: dict[str, RecordedStateSource] = {}
         self._rids = 0
 
@@ -312,17 +313,10 @@ class ReplayDriver:
     # -- feeding inputs -------------------------------------------------------------------
     def _socket(self, key: tuple[str, str], kind: SocketKind, endpoint: str, *,
                 bind: bool) -> tuple[Any, Any]:
-        if key not in self._sockets:
-            socket = self.bus.socket(kind, owner=f"replay.{key[1]}")
-            try:
-                socket.bind(endpoint) if bind else socket.connect(endpoint)
-            except OSError as error:
-                socket.close()
-                raise ReplayError(f"replay cannot reach {key[0]} {key[1]!r}: {error}") from None
-            poller = self.bus.poller(owner=f"replay.{key[1]}")
-            poller.register(socket)
-            self._sockets[key] = (socket, poller)
-        return self._sockets[key]
+        try:
+            return self._peers.get(key, kind, endpoint, bind=bind)
+        except OSError as error:
+            raise ReplayError(f"replay cannot reach {key[0]} {key[1]!r}: {error}") from None
 
     def _feed(self, role: str, event: Event) -> None:
         runtime, name = self.runtime, event.name
@@ -378,10 +372,7 @@ class ReplayDriver:
 
     def close(self) -> None:
         """Closes the replay's own sockets and fake state sources."""
-        for socket, poller in self._sockets.values():
-            poller.close()
-            socket.close()
-        self._sockets.clear()
+        self._peers.close()
         for source in self._sources.values():
             source.close()
         self._sources.clear()

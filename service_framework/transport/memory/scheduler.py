@@ -241,10 +241,3 @@ class BusScheduler(Scheduler):
         # served inline, with its own deadline) may have moved time past `t` already.
         if t is None or t > self.clock.monotonic():
             self.clock.wait_until(t)
-
-    def runtime(self, name: str) -> Any:
-        """The runtime of the service `name` on this bus (KeyError when none)."""
-        for runtime in self.runtimes:
-            if runtime.name == name:
-                return runtime
-        raise KeyError(f"no service named {name!r} on this bus")
