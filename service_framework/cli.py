@@ -113,7 +113,7 @@ def _run(parser: argparse.ArgumentParser, options: argparse.Namespace, rest: lis
         return EXIT_LOAD_ERROR
     check_level(options.console_loglevel)
     check_level(options.file_loglevel)
-    extras = parse_extras(rest)
+    extras = parse_extras(rest, allow_bare=True)  # 0.0.12's `KEY VALUE`: see build_config
     if options.replay_path:
         return _replay_command(options, extras)
     if options.check:

@@ -70,9 +70,17 @@ class Component:
         """Runs when `next_deadline()` has passed."""
 
 
-def topic_bytes(creation: dict, default: str) -> bytes:
-    topic = creation.get("topic", default)
+def topic_bytes(creation: dict) -> bytes:
+    """The topic frame of a publisher, subscriber or state: its `topic` creation argument,
+    else the empty topic (every message on the socket), as in 0.0.12 (SPEC §6). A topic
+    that is set is matched exactly by the receiving side (ZMQ filters only by prefix)."""
+    topic = creation.get("topic", b"")
     return topic if isinstance(topic, bytes) else str(topic).encode()
+
+
+def describe_topic(topic: bytes) -> str:
+    """A topic for a log line: `b'orders'`, or `b'' (every message)`."""
+    return f"{topic!r} (every message)" if topic == b"" else repr(topic)
 
 
 class SubscriptionCounter:

@@ -18,6 +18,7 @@ import collections.abc as cabc
 import enum
 import json
 import os
+import shlex
 import types
 import uuid
 from collections.abc import Callable, Mapping
@@ -27,10 +28,11 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from .errors import ArgumentError, ConfigArgumentError, ConfigError
+from .logs import get_logger
 from .wire.forms import translate_type, type_name
 from .wire.validation import ArgsChecker, make_predicate
 
-__all__ = ["build_config", "coerce_json", "convert_value", "flatten_sections",
+__all__ = ["Extras", "build_config", "coerce_json", "convert_value", "flatten_sections",
            "load_config_file", "parse_extras"]
 
 _SECTIONS = ("required", "optional")
@@ -86,19 +88,41 @@ def flatten_sections(config: Mapping, *, where: str = "config") -> dict:
     return flat
 
 
-def parse_extras(tokens: list[str]) -> dict[str, str]:
+class Extras(dict):
+    """Config extras from the command line. `bare` names the keys given 0.0.12's way, as a
+    bare ``KEY VALUE`` pair: `build_config` accepts them (with a deprecation warning) only
+    when every one is a key of ``config_model``."""
+
+    bare: tuple[str, ...] = ()
+
+
+def _unexpected(token: str) -> ConfigError:
+    return ConfigError(f"unexpected command-line argument {token!r}: extra config values "
+                       f"are given as --KEY VALUE or --KEY=VALUE")
+
+
+def parse_extras(tokens: list[str], *, allow_bare: bool = False) -> dict[str, str]:
     """Parse ``--KEY VALUE`` / ``--KEY=VALUE`` / ``--FLAG`` tokens (a flag means 'true').
 
     A value may start with a single dash (``--offset -5``); a value starting with ``--``
     must use the ``--KEY=VALUE`` form. A key given twice: the last one wins.
+    With `allow_bare` (the CLI), 0.0.12's bare ``KEY VALUE`` pairs are parsed too and their
+    keys listed in the result's `bare` (an `Extras`); `build_config` decides on them.
     """
-    extras: dict[str, str] = {}
+    extras = Extras()
+    bare: list[str] = []
     index = 0
     while index < len(tokens):
         token = tokens[index]
         if not token.startswith("--"):
-            raise ConfigError(f"unexpected command-line argument {token!r}: extra config "
-                              f"values are given as --KEY VALUE or --KEY=VALUE")
+            following = tokens[index + 1] if index + 1 < len(tokens) else None
+            if (not allow_bare or token.startswith("-") or following is None
+                    or following.startswith("--")):
+                raise _unexpected(token)
+            extras[token] = following
+            bare.append(token)
+            index += 2
+            continue
         key, has_value, value = token[2:].partition("=")
         if not has_value:
             following = tokens[index + 1] if index + 1 < len(tokens) else None
@@ -110,7 +134,23 @@ def parse_extras(tokens: list[str]) -> dict[str, str]:
             raise ConfigError(f"command-line argument {token!r} has no key name")
         extras[key] = value
         index += 1
+    extras.bare = tuple(dict.fromkeys(bare))
     return extras
+
+
+def _check_bare(extras: Mapping[str, str], forms: Mapping | None) -> None:
+    """0.0.12's bare ``KEY VALUE`` extras: kept, with one deprecation warning, when every
+    bare key is in ``config_model``; otherwise the error a stray argument always gets."""
+    bare = getattr(extras, "bare", ())
+    if not bare:
+        return
+    unknown = [key for key in bare if forms is None or key not in forms]
+    if unknown:
+        raise ConfigError(f"{_unexpected(unknown[0])} (a bare KEY VALUE pair, 0.0.12's "
+                          f"spelling, is accepted only for a key of config_model)")
+    spelled = " ".join(f"--{key} {shlex.quote(extras[key])}" for key in bare)
+    get_logger().warning("deprecated: bare command-line config %s (0.0.12's spelling); "
+                         "write %s", ", ".join(repr(key) for key in bare), spelled)
 
 
 def convert_value(key: str, raw: str, form: Any) -> Any:
@@ -288,6 +328,8 @@ def build_config(config_model: Mapping | None, *, file_config: Mapping | None = 
     if file_config:
         for key, value in flatten_sections(file_config, where="config file").items():
             config[key] = coerce_json(value, forms[key]) if key in forms else value
+    if extras:
+        _check_bare(extras, None if checker is None else forms)
     for key, raw in (extras or {}).items():
         if checker is None:
             config[key] = raw

@@ -58,6 +58,8 @@ def import_service(spec: str | os.PathLike | types.ModuleType) -> types.ModuleTy
     folder = str(path.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)  # the service's sibling modules import as usual
+    if os.getcwd() not in sys.path:  # 0.0.12 did this: packages under the working folder
+        sys.path.append(os.getcwd())  # import from the console script too (not only -m)
     module_name = f"_sf_service_{path.stem}_{abs(hash(str(path))):x}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     if module_spec is None or module_spec.loader is None:

@@ -294,6 +294,7 @@ def subscriber():
         "connection_type": "subscriber",
         "required_creation_arguments": {
             "on_new_message": lambda args, to_send, states, config: received.append(args)},
+        "optional_creation_arguments": {"topic": "ticks"},  # exact matching of a set topic
         "required_arguments": {"seq": int}, "optional_arguments": {"price": Decimal},
     }}})
     service = Service(service_module=module, console_loglevel="WARNING",

@@ -75,10 +75,10 @@ def test_topic_matching_is_exact(services):
     """A subscriber of 'orders' also hears the 'orders_eu' socket but never handles it."""
     orders_port, eu_port = free_port(), free_port()
     pub = services.start(
-        publisher({"orders": {"min_subscribers": 1},
-                   "orders_eu": {"min_subscribers": 1}}),
+        publisher({"orders": {"min_subscribers": 1, "topic": "orders"},
+                   "orders_eu": {"min_subscribers": 1, "topic": "orders_eu"}}),
         pub_addresses({"orders": orders_port, "orders_eu": eu_port}))
-    module = subscriber()
+    module = subscriber(topic="orders")
     listener = services.start(module, sub_addresses("orders", [orders_port, eu_port]))
     for value in range(5):
         ask(pub, "orders_eu", {"value": 1000 + value})  # ZMQ prefix filter lets these in
@@ -96,6 +96,31 @@ def test_topic_creation_argument_sets_the_wire_topic(services):
     services.start(module, sub_addresses("eurusd", [port]))
     ask(pub, "ticks", {"value": 1})
     wait_until(lambda: module.received == [1], message="the message on topic fx.eurusd")
+
+
+def test_by_default_differently_named_publisher_and_subscriber_match(services):
+    """The default topic is the empty one, as in 0.0.12: a `publish_int` publisher and a
+    `subscribe_int` subscriber on one address hear each other."""
+    port = free_port()
+    pub = services.start(publisher({"publish_int": {"min_subscribers": 1}}),
+                         pub_addresses({"publish_int": port}))
+    module = subscriber("subscribe_int")
+    listener = services.start(module, sub_addresses("subscribe_int", [port]))
+    assert pub.runtime.out_connections["publish_int"].topic == b""
+    assert listener.runtime.in_connections["subscribe_int"].topic == b""
+    for value in range(3):
+        ask(pub, "publish_int", {"value": value})
+    wait_until(lambda: module.received == [0, 1, 2], message="3 messages on the empty topic")
+
+
+def test_a_subscriber_with_the_empty_topic_hears_every_topic_on_its_socket(services):
+    port = free_port()
+    pub = services.start(publisher({"ticks": {"topic": "fx.eurusd", "min_subscribers": 1}}),
+                         pub_addresses({"ticks": port}))
+    module = subscriber("all_ticks")
+    services.start(module, sub_addresses("all_ticks", [port]))
+    ask(pub, "ticks", {"value": 7})
+    wait_until(lambda: module.received == [7], message="the fx.eurusd message")
 
 
 def test_a_bad_message_is_dropped_and_the_next_good_one_handled(services):

@@ -412,6 +412,26 @@ def test_the_topic_creation_argument_names_the_wire_topic(topology):
     assert set(topics) == {b"md.book"}
 
 
+@pytest.mark.parametrize("kind", ["delta_update", "full_update"])
+def test_by_default_updates_and_heartbeats_travel_on_the_empty_topic(topology, kind):
+    """No `topic`: as in 0.0.12, state updates and heartbeats are `[b"", body]`."""
+    frames_seen: list[tuple[bytes, int]] = []
+    faulty = FaultyTransport()
+    faulty.faults.drop(kind=("delta", "heartbeat"),  # records them, drops nothing
+                       when=lambda frames: frames_seen.append((frames[0], len(frames))) and False)
+    producer = topology.producer(producer_module(f"{kind}_out"))
+    consumer = topology.consumer(consumer_module(f"{kind}_in"), transport=faulty)
+    assert out_state(producer).topic == in_state(consumer).topic == b""
+    subscribed(consumer)  # a heartbeat on the empty topic came through
+    heartbeats = in_state(consumer).heartbeats
+    send(producer, EMPTY_BOOK)
+    send(producer, {"asks": {Decimal(1): Decimal(2)}, "bids": {}})
+    converged(consumer, producer)
+    wait_for(lambda: in_state(consumer).heartbeats > heartbeats, what="a heartbeat after them")
+    assert in_state(consumer).value == {"asks": {Decimal(1): Decimal(2)}, "bids": {}}
+    assert len(frames_seen) >= 3 and set(frames_seen) == {(b"", 2)}
+
+
 def test_states_mapping_holds_the_live_values_read_only(topology):
     producer, consumer = topology.producer(), topology.consumer()
     subscribed(consumer)

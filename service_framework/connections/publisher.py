@@ -27,7 +27,7 @@ class Publisher(OutboundConnection):
     def __init__(self, spec, runtime) -> None:
         super().__init__(spec, runtime)
         creation = spec.creation
-        self.topic = topic_bytes(creation, spec.name)
+        self.topic = topic_bytes(creation)
         self.min_subscribers = int(creation.get("min_subscribers", 0))
         self.wait_for_subscribers_s = float(
             creation.get("wait_for_subscribers_s", DEFAULT_WAIT_FOR_SUBSCRIBERS_S))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..component import Component
+from ..component import Component, describe_topic
 from ..logs import get_logger
 from ..transport.base import Frames, Socket
 from ..wire.codec import CodecError
@@ -11,19 +11,45 @@ from .publisher import topic_bytes
 
 log = get_logger()
 BATCH = 256
+# A subscriber that has heard nothing on its topic this long after subscribing warns, once:
+# most often its publisher sends on another topic (or another address).
+SILENCE_WARNING_S = 10.0
 
 
 class Subscriber(Component):
+    silence_warning_s = SILENCE_WARNING_S
+
     def __init__(self, spec, runtime) -> None:
         super().__init__(spec, runtime)
-        self.topic = topic_bytes(spec.creation, spec.name)
+        self.topic = topic_bytes(spec.creation)  # b"": every message on the socket
         self.is_binder = bool(spec.creation.get("is_binder", False))
         self.received = 0  # messages taken off the socket, good or bad (the harness waits on it)
+        self.other_topics = 0  # prefix matches of another topic, dropped
+        self._silence_deadline: float | None = None  # None once heard (or warned)
 
     def open(self) -> None:
         self.socket = self.open_socket("subscriber")
         self.socket.subscribe(self.topic)
         self.runtime.watch(self.socket, self.on_readable)
+        self._silence_deadline = self.runtime.clock.monotonic() + self.silence_warning_s
+
+    def next_deadline(self) -> float | None:
+        return self._silence_deadline
+
+    def on_timer(self, now: float) -> None:
+        if self._silence_deadline is None or now < self._silence_deadline:
+            return
+        self._silence_deadline = None  # one warning per subscriber, never repeated
+        self.runtime.count("silent_subscribers")
+        where, endpoints = (("bound at", [self.bound_endpoint]) if self.is_binder else
+                            ("connected to", self.endpoints("subscriber", many=True)))
+        others = (f"; {self.other_topics} message(s) of other topics dropped"
+                  if self.other_topics else "")
+        hint = ("is its publisher at that address, and sending?" if not self.topic else
+                "does its publisher send on this topic? (without `topic` it sends on b'')")
+        log.warning("%s: nothing heard for %.3gs after subscribing to topic %s (%s %s)%s; %s",
+                    self.label, self.silence_warning_s, describe_topic(self.topic), where,
+                    ", ".join(endpoints), others, hint)
 
     def on_readable(self, socket: Socket) -> None:
         for _ in range(BATCH):
@@ -37,13 +63,17 @@ class Subscriber(Component):
     def handle(self, frames: Frames) -> None:
         runtime = self.runtime
         self.received += 1
-        if len(frames) != 2 or frames[0] != self.topic:
-            # ZMQ filters by prefix; "orders" must not receive "orders_eu".
+        if len(frames) != 2 or (self.topic and frames[0] != self.topic):
+            # ZMQ filters by prefix; "orders" must not receive "orders_eu" (the empty topic
+            # takes every message).
             if len(frames) != 2:
                 runtime.count("malformed")
                 log.warning("%s: dropped a message of %d frame(s), expected [topic, body]",
                             self.label, len(frames))
+            else:
+                self.other_topics += 1
             return
+        self._silence_deadline = None  # heard: no warning
         try:
             message = decode_request(frames[1], max_bytes=runtime.max_message_bytes)
             workflow_id = message.workflow_id or runtime.new_workflow_id()

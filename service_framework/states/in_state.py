@@ -42,7 +42,7 @@ class InState(Component):
     def __init__(self, spec: "StateSpec", runtime: "Runtime") -> None:
         super().__init__(spec, runtime)
         creation = spec.creation
-        self.topic = topic_bytes(creation, spec.name)
+        self.topic = topic_bytes(creation)
         self.snapshot_timeout_s = float(creation.get("snapshot_timeout_s",
                                                      DEFAULT_SNAPSHOT_TIMEOUT_S))
         heartbeat_s = float(creation.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
@@ -102,7 +102,7 @@ class InState(Component):
             handle(frames)
 
     def _handle(self, frames: Frames) -> None:
-        if len(frames) != 2 or frames[0] != self.topic:
+        if len(frames) != 2 or (self.topic and frames[0] != self.topic):  # b"": every one
             if len(frames) != 2:  # a prefix match of another topic is not an error
                 self._bad(f"{len(frames)} frame(s), expected [topic, body]")
             return

@@ -115,7 +115,7 @@ class OutState(Component):
     def __init__(self, spec: "StateSpec", runtime: "Runtime") -> None:
         super().__init__(spec, runtime)
         creation = spec.creation
-        self.topic = topic_bytes(creation, spec.name)
+        self.topic = topic_bytes(creation)
         self.heartbeat_s = float(creation.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
         self.hwm = int(creation.get("hwm", DEFAULT_STATE_HWM))
         # The transport makes the epoch: random on ZeroMQ, from the seed on the memory bus.
