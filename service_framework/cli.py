@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from typing import Any, Iterable, Mapping, Sequence
@@ -206,4 +207,9 @@ def _replay_command(options: Any, extras: Mapping[str, str]) -> int:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    status = main()
+    # The service has stopped and the process is about to exit: a late SIGTERM or SIGINT
+    # (`timeout` sends TERM twice) must not turn a clean stop into 143 or 130.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(status)

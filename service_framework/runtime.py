@@ -2,6 +2,12 @@
 
 `step()` is the unit the memory bus drives; `run()` repeats it on a thread of its own
 (or the caller's) for real ZeroMQ. Nothing here touches `zmq` or reads `time.time()`.
+
+The order within one step, on every transport: first the in-states' sockets (their
+updates and snapshot replies), then the other readable sockets (inbound requests and
+messages, snapshot requests to out-states) in the order the poller returned them, then
+due timers, then pending signal handlers. So a request handled in a step sees every
+state update that arrived with it, whatever order the poller reports readiness in.
 """
 
 from __future__ import annotations
@@ -46,7 +52,10 @@ class Runtime:
         self.event_listeners: list[Callable[[Event], None]] = []
         self.error_listeners: list[Callable[[str, BaseException], None]] = []
         self._watchers: dict[Socket, Callable[[Socket], None]] = {}
+        self._first: set[Socket] = set()  # handled before the rest of a step (see `watch`)
         self._pending_signals: list[tuple[str, int, Any]] = []
+        self._signalled = False
+        self.signals_ignored = 0  # signals after the first (see `signal`)
         self._state_values: dict[str, dict] = {}
         self.states = StatesView(self._state_values, self._is_synced)
         self.step_lock = threading.RLock()  # one step at a time, whoever drives
@@ -85,13 +94,26 @@ class Runtime:
             service_name_var.reset(token)
         self.opened = True
 
-    def watch(self, socket: Socket, on_readable: Callable[[Socket], None]) -> None:
+    def watch(self, socket: Socket, on_readable: Callable[[Socket], None], *,
+              first: bool | None = None) -> None:
+        """Calls `on_readable(socket)` in each step it is readable. A socket watched
+        `first` is handled before the others of a step; by default those of in-states."""
         self._watchers[socket] = on_readable
+        if first is None:
+            owner = getattr(on_readable, "__self__", None)
+            first = any(owner is state for state in self.in_states.values())
+        if first:
+            self._first.add(socket)
         self.poller.register(socket)
 
     def unwatch(self, socket: Socket) -> None:
+        self._first.discard(socket)
         if self._watchers.pop(socket, None) is not None:
             self.poller.unregister(socket)
+
+    def _later(self, socket: Socket) -> bool:
+        """The sort key of a step's readable sockets: False (first) for in-states'."""
+        return socket not in self._first
 
     def set_state_value(self, name: str, value: dict) -> None:
         self._state_values[name] = value
@@ -114,7 +136,8 @@ class Runtime:
         return earliest
 
     def step(self, timeout_s: float | None) -> int:
-        """Waits up to `timeout_s` (bounded by the next timer) and handles what arrived.
+        """Waits up to `timeout_s` (bounded by the next timer) and handles what arrived:
+        in-states' sockets first, then the rest as polled, then timers (module docstring).
 
         Returns how many sockets and timers were handled.
         """
@@ -128,7 +151,10 @@ class Runtime:
                     timeout_s = until_timer if timeout_s is None else min(timeout_s, until_timer)
                 handled = 0
                 if not self.stop_requested:
-                    for socket in self.poller.poll(timeout_s):
+                    ready = self.poller.poll(timeout_s)
+                    if self._first and len(ready) > 1:  # in-state updates before requests
+                        ready = sorted(ready, key=self._later)  # stable: else as polled
+                    for socket in ready:
                         callback = self._watchers.get(socket)
                         if callback is not None:
                             try:
@@ -188,7 +214,17 @@ class Runtime:
 
     # -- signals ------------------------------------------------------------------------
     def signal(self, name: str, signum: int = 0, frame: Any = None) -> None:
-        """Records a signal; its handler runs on the loop, then the service stops."""
+        """Records a signal; its handler runs on the loop, then the service stops.
+
+        Only the first signal counts: the service is stopping from then on, and a further
+        SIGINT or SIGTERM (while its handler runs, during the drain, after the close) is
+        counted in `signals_ignored` and changes nothing — no second handler run, no
+        other way to stop.
+        """
+        if self._signalled or self.closed:
+            self.signals_ignored += 1
+            return
+        self._signalled = True
         self._pending_signals.append((name, signum, frame))
         self.request_stop()
 

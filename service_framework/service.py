@@ -149,7 +149,12 @@ class Service:
         return self
 
     def run_service_blocking(self) -> None:
-        """Serves in this thread until stopped; SIGINT/SIGTERM run the handlers, then stop."""
+        """Serves in this thread until stopped; SIGINT/SIGTERM run the handlers, then stop.
+
+        One signal stops the service; further ones are ignored while it stops, and after
+        it, SIGINT and SIGTERM whose disposition was the default stay ignored: the process
+        was told to end (see `_SignalRouting`).
+        """
         runtime = self._start_runtime()
         with _SignalRouting(lambda name, signum, frame: runtime.signal(name, signum, frame),
                             wakeup_fd=runtime.poller.wakeup_fd):
@@ -168,21 +173,33 @@ class Service:
         return self
 
     def run_service_as_main_blocking(self) -> Any:
-        """Runs `main` in this thread; a signal ends `main`, then its handler runs."""
+        """Runs `main` in this thread; a signal ends `main`, then its handler runs.
+
+        A signal once `main` returned (the service stopping) does not break into the stop;
+        only the first signal counts, as for `run_service_blocking`.
+        """
         require_main_mode(self.definition)
         self.run_service()
         received: list[tuple[str, int]] = []
+        in_main: list[bool] = []  # not empty while `main` runs
 
         def interrupt(name: str, signum: int, frame: Any) -> None:
             # Only unwind here: the user's handler runs once `main` let go of every lock
             # (running it inside the signal handler deadlocked on a to_send in progress).
+            # Only the first signal counts, and only `main` is unwound: once it returned
+            # the service is stopping, and a signal must not break into the drain.
             if not received:
                 received.append((name, signum))
-                raise _MainInterrupted(name)
+                if in_main:
+                    raise _MainInterrupted(name)
 
         with _SignalRouting(interrupt):
             try:
-                self._run_main_catching()
+                in_main.append(True)
+                try:
+                    self._run_main_catching()
+                finally:
+                    in_main.clear()
             except _MainInterrupted:
                 pass
             if received:
@@ -293,13 +310,21 @@ class Service:
 class _SignalRouting:
     """Routes SIGINT/SIGTERM to a callback while a blocking run lasts (main thread only).
 
-    The previous handlers are restored afterwards and never called: 0.0.12 chained to
-    them and crashed on SIG_DFL.
+    The previous handlers are never called (0.0.12 chained to them and crashed on
+    SIG_DFL). Afterwards they are restored, but for one case: when a signal stopped the
+    service, the process was told to end and is ending, so a default disposition
+    (SIG_DFL, which kills; Python's SIGINT default, which raises KeyboardInterrupt) is
+    replaced by SIG_IGN instead — a second signal (`timeout` sends TERM twice, an
+    impatient Ctrl-C) must not turn a clean stop into exit 143 or a traceback (SPEC §4).
+    SIG_IGN, not a Python handler: Python resets its handlers to SIG_DFL while the
+    interpreter finalizes, SIG_IGN stays until the process is gone. A handler the
+    program installed itself is restored as it was.
     """
 
     def __init__(self, callback, wakeup_fd: int | None = None) -> None:
         self.callback = callback
         self.previous: dict[int, Any] = {}
+        self.received: list[str] = []  # the signals routed, by name
         # A signal that lands just before the loop blocks in poll would run its Python
         # handler only after the poll returns (never, when idle): with a wakeup fd the C
         # handler itself wakes the poll. A dup, so closing the poller never leaves Python
@@ -313,17 +338,30 @@ class _SignalRouting:
             for name in ("SIGINT", "SIGTERM"):
                 signum = getattr(signal, name)
                 self.previous[signum] = signal.signal(
-                    signum, lambda num, frame, name=name: self.callback(name, num, frame))
+                    signum, lambda num, frame, name=name: self._route(name, num, frame))
             if self.wakeup_fd is not None:
                 self._wakeup_dup = os.dup(self.wakeup_fd)
                 self._previous_wakeup = signal.set_wakeup_fd(self._wakeup_dup,
                                                              warn_on_full_buffer=False)
         return self
 
+    def _route(self, name: str, signum: int, frame: Any) -> None:
+        self.received.append(name)
+        self.callback(name, signum, frame)
+
     def __exit__(self, *exc: Any) -> None:
+        # Handlers first, while the wakeup descriptor is still open for their C side.
+        for signum, handler in self.previous.items():
+            if handler is None:  # installed outside Python: nothing to restore it with
+                handler = signal.SIG_DFL
+            if self.received and handler in _ENDING_THE_PROCESS:
+                handler = signal.SIG_IGN
+            signal.signal(signum, handler)
         if self._wakeup_dup is not None:
             signal.set_wakeup_fd(self._previous_wakeup)
             os.close(self._wakeup_dup)
             self._wakeup_dup = None
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+# What a signal does by default: kills (SIG_DFL), or raises KeyboardInterrupt (SIGINT).
+_ENDING_THE_PROCESS = (signal.SIG_DFL, signal.default_int_handler)

@@ -246,6 +246,8 @@ class ZmqPoller(Poller):
         return self._wake_w
 
     def wake(self) -> None:
+        if self._closed:  # its descriptors may belong to another file by now
+            return
         try:
             os.write(self._wake_w, b"\0")
         except (BlockingIOError, OSError):
