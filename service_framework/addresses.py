@@ -168,6 +168,7 @@ class SocketNeed(NamedTuple):
     kind: SocketKind
     binds: bool
     many: bool  # a connecting socket may be given a list of endpoints
+    optional: bool = False  # a full-update state's snapshot pair (as in 0.0.12)
 
 
 class SocketEntry(NamedTuple):
@@ -177,6 +178,7 @@ class SocketEntry(NamedTuple):
     key: str
     binds: bool
     many: bool
+    optional: bool = False
 
 
 _OUT_STATE = (SocketNeed("publisher", SocketKind.XPUB, True, False),
@@ -188,7 +190,15 @@ _IN_STATE = (SocketNeed("subscriber", SocketKind.SUB, False, True),
 def socket_needs(section: str, side: str, spec: Any) -> tuple[SocketNeed, ...]:
     """The sockets of one connection or state, from its type and creation arguments."""
     if section == "states":
-        return _OUT_STATE if side == "out" else _IN_STATE
+        if side == "out" and spec.creation.get("is_x_pub", False):
+            # publishing into an XPUB/XSUB bus: connect to its XSUB side; snapshots are
+            # still served from this service's own replyer
+            return (SocketNeed("publisher", SocketKind.XPUB, False, False),
+                    _OUT_STATE[1]._replace(optional=spec.kind == "full"))
+        needs = _OUT_STATE if side == "out" else _IN_STATE
+        if spec.kind == "full":  # every update is a whole value: snapshots are a bonus
+            needs = (needs[0], needs[1]._replace(optional=True))
+        return needs
     creation = spec.creation
     if spec.type == "replyer":
         return (SocketNeed("replyer", SocketKind.ROUTER, True, False),)
@@ -208,7 +218,18 @@ def socket_plan(definition: "ServiceDefinition") -> Iterator[SocketEntry]:
                            ("states", definition.states)):
         for (side, name), spec in specs.items():
             for need in socket_needs(section, side, spec):
-                yield SocketEntry(section, side, name, need.key, need.binds, need.many)
+                yield SocketEntry(section, side, name, need.key, need.binds, need.many,
+                                  need.optional)
+
+
+def has_address(addresses: Mapping, section: str, side: str, name: str, key: str) -> bool:
+    """Whether the addresses name an endpoint (right or wrong) under that key."""
+    node: object = addresses
+    for part in (section, side, name, key):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def plan_addresses(definition: "ServiceDefinition",

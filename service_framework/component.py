@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .addresses import endpoints, socket_needs
+from .addresses import endpoints, has_address, socket_needs
 from .transport.base import Socket
 
 if TYPE_CHECKING:
@@ -32,6 +32,12 @@ class Component:
     def endpoints(self, key: str, *, many: bool = False) -> list[str]:
         return endpoints(self.runtime.definition.addresses, self.section, self.side, self.name,
                          key, many=many)
+
+    def has_address(self, key: str) -> bool:
+        """Whether this component has an address under `key` (a full-update state may
+        lack its snapshot pair)."""
+        return has_address(self.runtime.definition.addresses, self.section, self.side,
+                           self.name, key)
 
     def open_socket(self, key: str, *, hwm: int = 1000) -> Socket:
         """The socket this component needs under address `key` (`addresses.socket_needs`),

@@ -17,8 +17,10 @@ from . import config as _config
 from . import security as _security
 from .addresses import socket_plan
 from .errors import ConfigError, ModelError
+from .logs import get_logger
 from .models import ConnectionSpec, StateSpec, connection_specs, state_specs
 
+log = get_logger()
 HOOK_NAMES = ("main", "init_function", "sigint_handler", "sigterm_handler")
 # Module-level names a service keeps across a restart (a stand-in for its database).
 PERSISTENT_GLOBALS = "persistent_globals"
@@ -272,5 +274,10 @@ def _load_security(definition: ServiceDefinition, file_addresses: Mapping) -> No
 def _check_addresses(definition: ServiceDefinition) -> None:
     """Every socket that needs an address has one (validated, not bound)."""
     for entry in socket_plan(definition):
+        if entry.optional and not _addresses.has_address(
+                definition.addresses, entry.section, entry.side, entry.name, entry.key):
+            log.warning("%s state %r has no %s address: no snapshots; a late joiner waits "
+                        "for the next update", entry.side, entry.name, entry.key)
+            continue
         _addresses.endpoints(definition.addresses, entry.section, entry.side, entry.name,
                              entry.key, many=entry.many)

@@ -151,10 +151,12 @@ _CREATION_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
                   "retries": (_integer, "an int >= 0")},
     "publisher": {"topic": _TOPIC, "is_x_pub": (_flag, "a bool"), "hwm": _HWM,
                   "min_subscribers": (_integer, "an int >= 0"),
-                  "wait_for_subscribers_s": (_number(0, False), "a number >= 0")},
+                  "wait_for_subscribers_s": (_number(0, False), "a number >= 0"),
+                  "wait_after_creation_s": (_number(0, False), "a number >= 0")},
     "subscriber": {"topic": _TOPIC, "is_binder": (_flag, "a bool")},
     "state": {"topic": _TOPIC, "hwm": _HWM, "heartbeat_s": (_number(0, True), _POSITIVE),
-              "snapshot_timeout_s": (_number(0, True), _POSITIVE)},
+              "snapshot_timeout_s": (_number(0, True), _POSITIVE),
+              "is_x_pub": (_flag, "a bool")},
 }
 
 

@@ -171,6 +171,8 @@ class Invariants:
             if runtime is None or runtime.closed:
                 continue
             for in_state in runtime.in_states.values():
+                if not in_state.has_address("requester"):
+                    continue  # no snapshot pair: matched by nothing here (full states only)
                 source = next((outs[_endpoint(e)] for e in in_state.endpoints(
                     "requester", many=True) if _endpoint(e) in outs), None)
                 if source is None:

@@ -26,19 +26,6 @@ import pytest
 import zmq
 from helpers import REPO, cli_command, free_port, port_is_listening, wait_until
 
-# Issue 15's items 3-5 (is_x_pub on out-states, full-update states without a snapshot
-# pair, wait_after_creation_s) are not built yet: these scenarios wait for them, strictly,
-# so the marks go when the behaviour lands.
-PENDING_X_PUB_STATE = pytest.mark.xfail(strict=True, reason="issue 15 item 3: an out-state "
-                                        "with is_x_pub still binds (Address already in use)")
-PENDING_FULL_STATE = pytest.mark.xfail(strict=True, reason="issue 15 item 4: a full-update "
-                                       "state still needs its replyer/requester addresses")
-PENDING_WAIT = pytest.mark.xfail(strict=True, reason="issue 15 item 5: wait_after_creation_s "
-                                 "is still ignored")
-_PENDING_STATES = {"full-direct": PENDING_FULL_STATE, "full-bus": PENDING_FULL_STATE,
-                   "delta-bus": PENDING_X_PUB_STATE}
-
-
 LEGACY = Path(__file__).resolve().parent / "legacy"
 BUS_PUBLISHERS_PORT = 9100  # the XSUB side of the bus in tests/legacy/*/…_addresses.json
 BUS_SUBSCRIBERS_PORT = 9101  # its XPUB side
@@ -305,7 +292,6 @@ def test_pub_sub_publisher_binds_and_waits_for_its_subscriber(tmp_path):
                               "wait_after_creation_s although its subscriber had joined"
 
 
-@PENDING_WAIT
 def test_pub_sub_subscriber_binds(tmp_path):
     """`is_binder` subscriber; the `is_x_pub` publisher connects to it and publishes after
     `wait_after_creation_s` (its only way, in 0.0.12, to let the subscription arrive)."""
@@ -349,8 +335,7 @@ STATE_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, marks=_PENDING_STATES.get(case, ()))
-                                  for case in STATE_CASES])
+@pytest.mark.parametrize("case", list(STATE_CASES))
 def test_states(tmp_path, request, case):
     folder, producer, consumer, printed, logged = STATE_CASES[case]
     fixed = {}
@@ -537,9 +522,7 @@ def _model_names(service: str) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=PENDING_FULL_STATE if name.startswith("state-full") else ())
-    for name in CHECKS])
+@pytest.mark.parametrize("name", list(CHECKS))
 def test_check_accepts_each_legacy_service(name):
     """Run from tests/legacy with relative paths, as 0.0.12's README ran services."""
     service, addresses, config, main, extras = CHECKS[name]

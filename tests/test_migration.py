@@ -304,7 +304,7 @@ def test_the_readme_links_the_migration_page():
     # this issue's items
     "service_framework.utils.logging_utils", "PACKAGE_LOGGER_NAME", "The default topic is the "
     "empty one", "num_req_to_send 10", "`is_x_pub`", "Full-update states without a snapshot pair",
-    "`wait_after_creation_s` is accepted and still ignored", "second SIGTERM",
+    "`wait_after_creation_s` is honoured", "second SIGTERM",
     "applied before inbound requests",
     # SPEC §14's defects of 0.0.12
     "Busy polling", "never advanced its number", "error handling in the loop",

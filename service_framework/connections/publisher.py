@@ -31,6 +31,12 @@ class Publisher(OutboundConnection):
         self.min_subscribers = int(creation.get("min_subscribers", 0))
         self.wait_for_subscribers_s = float(
             creation.get("wait_for_subscribers_s", DEFAULT_WAIT_FOR_SUBSCRIBERS_S))
+        if "wait_after_creation_s" in creation:
+            # 0.0.12 slept this long after creating the socket so that subscribers could
+            # join; here the first send waits up to that long, and no longer than until
+            # `min_subscribers` (at least one) have subscribed.
+            self.min_subscribers = max(self.min_subscribers, 1)
+            self.wait_for_subscribers_s = float(creation["wait_after_creation_s"])
         self.is_x_pub = bool(creation.get("is_x_pub", False))
         self.subscriptions = SubscriptionCounter()
         self.waited = self.min_subscribers <= 0

@@ -60,6 +60,7 @@ class InState(Component):
         self._last_heard = 0.0
         self._was_synced = False
         self._losses_seen = 0
+        self._snapshots = self.has_address("requester")
         self._handled_epoch: str | None = None  # the epoch of the last update on_update saw
         # counters, for tests and operators (updates_applied includes snapshots)
         self.updates_applied = self.ignored = self.bad_updates = self.heartbeats = 0
@@ -174,6 +175,8 @@ class InState(Component):
 
     # -- snapshots ------------------------------------------------------------------------
     def _request_snapshot(self, *, fresh: bool) -> None:
+        if not self._snapshots:  # no snapshot pair: the next full update syncs it
+            return
         runtime = self.runtime
         if fresh or self.requester is None:  # Lazy Pirate: drop whatever the old one queued
             if self.requester is not None:

@@ -145,8 +145,9 @@ class OutState(Component):
 
     def open(self) -> None:
         self.publisher = self.open_socket("publisher", hwm=self.hwm)
-        self.replyer = self.open_socket("replyer")
-        self.runtime.watch(self.replyer, self.on_request)
+        if self.has_address("replyer"):  # a full-update state may serve no snapshots
+            self.replyer = self.open_socket("replyer")
+            self.runtime.watch(self.replyer, self.on_request)
         self._last_sent = self.runtime.clock.monotonic()
 
     def close(self) -> None:
