@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .addresses import endpoints, has_address, socket_needs
+from .logs import get_logger
 from .transport.base import Socket
 
 if TYPE_CHECKING:
     from .runtime import Runtime
+
+log = get_logger()
+GIVE_UP_POLL_S = 0.05  # how often a subscriber wait that may be given up looks up
 
 
 class Component:
@@ -106,3 +110,36 @@ class SubscriptionCounter:
     def matching(self, topic: bytes) -> int:
         # ZMQ filters are prefixes: a subscription to b"" or to a prefix also receives us.
         return sum(n for prefix, n in self.counts.items() if topic.startswith(prefix))
+
+
+def wait_for_subscribers(runtime: "Runtime", socket: Socket, counter: SubscriptionCounter,
+                         topic: bytes, minimum: int, timeout_s: float, *, owner: str,
+                         label: str, give_up: Callable[[], bool] | None = None) -> bool:
+    """Blocks up to `timeout_s` until `minimum` subscriptions matching `topic` have reached
+    the XPUB `socket` (counted in `counter`); False, with a warning, when the time ran out.
+
+    It polls through the transport, so on the memory bus the time is virtual (the bus runs
+    the other services meanwhile). `give_up()`, asked every few tens of milliseconds of
+    real time, ends the wait early (the component is closing). Behind an XSUB/XPUB proxy
+    the socket sees the subscriptions the proxy forwards: one per topic, however many
+    subscribers sit behind it (unless the proxy's XPUB is verbose).
+    """
+    clock = runtime.clock
+    deadline = clock.monotonic() + timeout_s
+    # in virtual time a close comes from the waiting thread itself: no need to look often
+    look_s = GIVE_UP_POLL_S if give_up is not None and not clock.virtual else None
+    poller = runtime.transport.poller(owner=owner)
+    poller.register(socket)
+    try:
+        while True:
+            counter.read(socket)
+            if counter.matching(topic) >= minimum:
+                return True
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0 or (give_up is not None and give_up()):
+                log.warning("%s: %d of %d subscriber(s) after %.3gs; publishing anyway",
+                            label, counter.matching(topic), minimum, timeout_s)
+                return False
+            poller.poll(remaining if look_s is None else min(remaining, look_s))
+    finally:
+        poller.close()

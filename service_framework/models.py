@@ -146,6 +146,14 @@ def _topic(value: Any) -> bool:
 _TOPIC = (_topic, "a str or bytes topic")
 _HWM = (_number(0, True), "an int > 0")
 # Creation arguments the framework reads, per connection/state type: (check, expected).
+# Others are kept for the service's own use, unchecked. Two come from 0.0.12 and mean what
+# they meant there (docs/migration.md):
+# - `is_x_pub` (publisher, out-state): connect the publisher socket to an XSUB/XPUB proxy
+#   instead of binding (`addresses.socket_needs`); an out-state still binds its replyer.
+# - `wait_after_creation_s` (publisher, out-state): 0.0.12 slept that long after creating
+#   the socket; here the first send waits up to that long, until a subscriber (at least
+#   one, or `min_subscribers`) has joined, without a sleep (`connections.publisher`,
+#   `states.out_state`). 0 means no wait.
 _CREATION_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "requester": {"timeout_s": (_number(0, True), _POSITIVE),
                   "retries": (_integer, "an int >= 0")},
@@ -156,7 +164,8 @@ _CREATION_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "subscriber": {"topic": _TOPIC, "is_binder": (_flag, "a bool")},
     "state": {"topic": _TOPIC, "hwm": _HWM, "heartbeat_s": (_number(0, True), _POSITIVE),
               "snapshot_timeout_s": (_number(0, True), _POSITIVE),
-              "is_x_pub": (_flag, "a bool")},
+              "is_x_pub": (_flag, "a bool"),
+              "wait_after_creation_s": (_number(0, False), "a number >= 0")},
 }
 
 

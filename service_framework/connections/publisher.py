@@ -3,6 +3,20 @@
 XPUB rather than PUB because it shows subscriptions arriving: with `min_subscribers` the
 first send waits for them instead of sleeping after bind (the slow-joiner problem).
 
+Creation arguments (besides `topic` and `hwm`):
+
+- `min_subscribers` (default 0) and `wait_for_subscribers_s` (default 5.0): the first send
+  waits until that many subscriptions matching the topic have arrived, at most that long.
+- `wait_after_creation_s` (0.0.12's spelling): 0.0.12 slept that long after creating the
+  socket so that subscribers could join. Here nothing sleeps: the first send waits up to
+  that long, and only until `min_subscribers` — at least one — have subscribed, which is
+  what the sleep was for (a 0.0.12 publisher with no subscriber pays the whole wait, once,
+  as it did). It takes the place of `wait_for_subscribers_s`.
+- `is_x_pub`: connect to an XSUB/XPUB proxy (a bus) instead of binding. The subscriptions
+  this socket sees are those the proxy forwards: one per topic however many subscribers
+  are behind it (a non-verbose proxy), so `min_subscribers` above 1 cannot be met through
+  a proxy and waits its whole time.
+
 High-water-mark drops happen per subscriber, silently, as on a ZMQ PUB socket (on both
 transports): a subscriber whose queue is full loses its copy and the others get theirs.
 The publisher cannot count them (libzmq exposes no per-subscriber drop count); they are
@@ -12,12 +26,10 @@ recovers with a snapshot; a subscriber can find gaps if its messages carry numbe
 
 from __future__ import annotations
 
-from ..component import SubscriptionCounter, topic_bytes
-from ..logs import get_logger
+from ..component import SubscriptionCounter, topic_bytes, wait_for_subscribers
 from ..wire.envelope import encode_request
 from .outbound import OutboundConnection
 
-log = get_logger()
 DEFAULT_WAIT_FOR_SUBSCRIBERS_S = 5.0
 
 
@@ -34,9 +46,10 @@ class Publisher(OutboundConnection):
         if "wait_after_creation_s" in creation:
             # 0.0.12 slept this long after creating the socket so that subscribers could
             # join; here the first send waits up to that long, and no longer than until
-            # `min_subscribers` (at least one) have subscribed.
-            self.min_subscribers = max(self.min_subscribers, 1)
+            # `min_subscribers` (at least one) have subscribed (0: no wait, as no sleep).
             self.wait_for_subscribers_s = float(creation["wait_after_creation_s"])
+            if self.wait_for_subscribers_s > 0:
+                self.min_subscribers = max(self.min_subscribers, 1)
         self.is_x_pub = bool(creation.get("is_x_pub", False))
         self.subscriptions = SubscriptionCounter()
         self.waited = self.min_subscribers <= 0
@@ -46,25 +59,9 @@ class Publisher(OutboundConnection):
 
     def wait_for_subscribers(self) -> bool:
         """Blocks (up to `wait_for_subscribers_s`) until `min_subscribers` have subscribed."""
-        runtime = self.runtime
-        clock = runtime.clock
-        deadline = clock.monotonic() + self.wait_for_subscribers_s
-        poller = runtime.transport.poller(owner=f"{runtime.name}.{self.name}")
-        poller.register(self.socket)
-        try:
-            while True:
-                self.subscriptions.read(self.socket)
-                if self.subscriptions.matching(self.topic) >= self.min_subscribers:
-                    return True
-                remaining = deadline - clock.monotonic()
-                if remaining <= 0:
-                    log.warning("%s: %d of %d subscriber(s) after %.3gs; publishing anyway",
-                                self.label, self.subscriptions.matching(self.topic),
-                                self.min_subscribers, self.wait_for_subscribers_s)
-                    return False
-                poller.poll(remaining)
-        finally:
-            poller.close()
+        return wait_for_subscribers(self.runtime, self.socket, self.subscriptions, self.topic,
+                                    self.min_subscribers, self.wait_for_subscribers_s,
+                                    owner=f"{self.runtime.name}.{self.name}", label=self.label)
 
     def deliver(self, args: dict, workflow_id: str) -> dict:
         runtime = self.runtime

@@ -4,6 +4,18 @@
 reply; heartbeat), so a test harness can fake an out side with the very same bytes.
 `OutState` is the component: an XPUB `publisher` socket for updates and heartbeats and a
 ROUTER `replyer` socket for snapshot requests.
+
+Creation arguments read here, besides `topic`, `hwm` and `heartbeat_s` (0.0.12's
+`is_x_pub` and `wait_after_creation_s` are honoured as it meant them):
+
+- `is_x_pub`: the `publisher` connects to an XSUB/XPUB proxy (a bus) instead of binding;
+  snapshots are still served from this service's own `replyer` (`addresses.socket_needs`).
+- `wait_after_creation_s`: 0.0.12 slept that long after creating the socket so that
+  subscribers could join. Nothing sleeps here: the first update waits up to that long, and
+  only until one subscription matching the topic has arrived (behind a proxy: the one the
+  proxy forwards). Meanwhile heartbeats pause; snapshot requests are answered.
+- A full-update state may have no `replyer` address (as in 0.0.12): it serves no
+  snapshots, and an in side that joins late waits for the next update (a whole value).
 """
 
 from __future__ import annotations
@@ -12,7 +24,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..component import Component, SubscriptionCounter, topic_bytes
+from ..component import Component, SubscriptionCounter, topic_bytes, wait_for_subscribers
 from ..logs import get_logger
 from ..transport.base import Frames, Socket
 from ..wire.codec import DEFAULT_MAX_MESSAGE_BYTES, CodecError
@@ -129,6 +141,10 @@ class OutState(Component):
         self._last_sent = 0.0
         self._check = spec.value.check
         self._delta = spec.kind == "delta"
+        # wait_after_creation_s: pending until the first update; while a thread waits on
+        # the publisher socket, nothing else touches it (heartbeats pause, a close defers)
+        self._wait_s = float(creation.get("wait_after_creation_s", 0))
+        self._waiting = self._close_after_wait = False
         runtime.set_state_value(spec.name, self.core.value)
 
     @property
@@ -152,6 +168,12 @@ class OutState(Component):
 
     def close(self) -> None:
         with self.lock:
+            if self._waiting:  # the waiting thread closes the publisher when it is done
+                self._close_after_wait = True
+                if self.replyer is not None:
+                    self.close_socket(self.replyer)
+                self.replyer = None
+                return
             super().close()
             self.publisher = self.replyer = None
 
@@ -170,6 +192,8 @@ class OutState(Component):
         """
         args, is_snapshot = split_protocol_keys(args, self.spec.protocol_keys)
         self._check(args, partial=self._delta and not is_snapshot)
+        if self._wait_s > 0 and send:
+            self._wait_for_a_subscriber()
         with self.lock:
             if seq is not None:
                 self.core.seq = seq - 1
@@ -179,6 +203,27 @@ class OutState(Component):
         self.runtime.emit("out", "state", self.name, workflow_id or "", args=args,
                           seq=self.core.seq, is_snapshot=is_snapshot or not self._delta)
         return frames
+
+    def _wait_for_a_subscriber(self) -> None:
+        """The first update's wait (`wait_after_creation_s`), outside the lock: the loop's
+        heartbeat and a snapshot request must not wait for it (on the memory bus they run
+        inside it, on the same thread)."""
+        with self.lock:
+            publisher, timeout_s = self.publisher, self._wait_s
+            if timeout_s <= 0 or publisher is None:
+                return
+            self._wait_s = 0.0
+            self._waiting = True
+        try:
+            wait_for_subscribers(self.runtime, publisher, self.subscriptions, self.topic, 1,
+                                 timeout_s, owner=f"{self.runtime.name}.{self.name}",
+                                 label=self.label, give_up=lambda: self._close_after_wait)
+        finally:
+            with self.lock:
+                self._waiting = False
+                if self._close_after_wait:
+                    Component.close(self)
+                    self.publisher = self.replyer = None
 
     def send_frames(self, frames: Frames) -> None:
         """Publishes frames that `publish(send=False)` returned (again, or late)."""
@@ -205,6 +250,9 @@ class OutState(Component):
             # The same sum as next_deadline(): `now - last < hb` can disagree with it in
             # floating point, and the bus would step this timer forever.
             if publisher is None or now < self._last_sent + self.heartbeat_s:
+                return
+            if self._waiting:  # the first update waits on the socket: no heartbeat yet
+                self._last_sent = now
                 return
             self.subscriptions.read(publisher)  # XPUB queues subscriptions: keep it empty
             publisher.send([self.topic, self.core.heartbeat()])

@@ -32,9 +32,10 @@ def out_side_definition(in_state: "InState", *, name: str,
     out_spec = dataclasses.replace(
         spec, side="out", type="full_update_out" if spec.kind == "full" else "delta_update_out",
         creation={"topic": in_state.topic, "heartbeat_s": heartbeat_s}, on_update=None)
-    addresses = {"states": {"out": {spec.name: {
-        "publisher": in_state.endpoints("subscriber", many=True)[0],
-        "replyer": in_state.endpoints("requester", many=True)[0]}}}}
+    sockets = {"publisher": in_state.endpoints("subscriber", many=True)[0]}
+    if in_state.has_address("requester"):  # a full-update in-state may ask no snapshots
+        sockets["replyer"] = in_state.endpoints("requester", many=True)[0]
+    addresses = {"states": {"out": {spec.name: sockets}}}
     return ServiceDefinition(name=name, module=types.ModuleType(name), config={},
                              addresses=addresses, connections={},
                              states={("out", spec.name): out_spec})
