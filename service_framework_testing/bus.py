@@ -89,7 +89,7 @@ class TestBus:
     def check_errors(self) -> None:
         """Fails (`InvariantViolation`) on an error a service survived that the test did not
         expect, naming the seed, the virtual time, the service and the error."""
-        self.invariants.check_errors(self.harnesses)
+        self.invariants.check_errors([*self.harnesses, *self.elsewhere])
 
     @property
     def seed(self) -> int:

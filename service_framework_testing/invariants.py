@@ -136,6 +136,11 @@ class Invariants:
                 self._fail(now, service, f"request {name!r} (workflow {workflow_id}) sent "
                            f"at t={t:.6f} never ended in a reply, an error or a timeout")
 
+    def links_between(self, services: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The socket links (owner to owner) that carried messages between these services."""
+        return {link for link in self._delivered
+                if (link[0].partition(".")[0], link[1].partition(".")[0]) in services}
+
     def check_links(self, faulted: set[tuple[str, str]]) -> None:
         for link, delivered in self._delivered.items():
             sent = self._sent.get(link, [])

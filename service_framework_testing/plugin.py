@@ -144,7 +144,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if isinstance(bus, TestBus) and item.get_closest_marker("sf_simulate") is None \
             and not item.config.getoption("sf_runs"):
         try:
-            bus.invariants.check_errors([*bus.harnesses, *bus.elsewhere])
+            bus.check_errors()
         except InvariantViolation as violation:
             pytest.fail(f"a service survived an error the test did not expect: {violation}",
                         pytrace=False)

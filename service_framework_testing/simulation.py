@@ -188,10 +188,8 @@ def _check(bus: "TestBus", faults: list[Fault]) -> None:
     invariants.check_errors(bus.harnesses)
     invariants.check_requests(bus.clock.monotonic())
     invariants.check_states(bus.harnesses)
-    faulted = {fault.link for fault in faults if fault.action != "drop" and fault.link}
-    owners = {link for link in invariants._delivered
-              if (link[0].partition(".")[0], link[1].partition(".")[0]) in faulted}
-    invariants.check_links(owners)
+    invariants.check_links(invariants.links_between(
+        {fault.link for fault in faults if fault.action != "drop" and fault.link}))
 
 
 class _seeded_handlers:
