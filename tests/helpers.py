@@ -164,6 +164,19 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mib(pid: int | str = "self", *, peak: bool = False) -> float:
+    """Resident memory of a process in MiB (VmRSS), or its high-water mark (VmHWM).
+
+    The hostile-peer tests assert their bounds with it: growth is `rss_mib(pid)` after the
+    attack minus before, peak growth uses `peak=True`.
+    """
+    field = "VmHWM:" if peak else "VmRSS:"
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024  # reported in kB
+    raise AssertionError(f"/proc/{pid}/status has no {field}")
+
+
 # -- services in this process ----------------------------------------------------------------
 def make_module(name: str, **attributes: Any) -> types.ModuleType:
     """A service module built in the test (a unique module name per call)."""
