@@ -23,14 +23,14 @@ import types
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from .errors import ArgumentError, ConfigArgumentError, ConfigError
 from .logs import get_logger
-from .wire.forms import translate_type, type_name
-from .wire.validation import ArgsChecker, make_predicate
+from .wire.forms import allows_non_finite, translate_type, type_name
+from .wire.validation import ArgsChecker, make_predicate, parse_decimal
 
 __all__ = ["Extras", "build_config", "coerce_json", "convert_value", "flatten_sections",
            "load_config_file", "parse_extras"]
@@ -164,7 +164,9 @@ def convert_value(key: str, raw: str, form: Any) -> Any:
     try:
         value = _from_string(raw, form)
     except (ValueError, TypeError, ArithmeticError) as exc:
-        reason = f" ({exc})" if isinstance(exc, json.JSONDecodeError) else ""
+        explained = isinstance(exc, json.JSONDecodeError) or (
+            form is Decimal or allows_non_finite(form)) and isinstance(exc, ValueError)
+        reason = f" ({exc})" if explained else ""
         raise ConfigError(f"config key {key!r}: cannot convert {raw!r} to "
                           f"{type_name(form)}{reason}") from None
     return value
@@ -213,7 +215,9 @@ def _from_string(raw: str, form: Any) -> Any:
             if text == (raw.lower() if isinstance(choice, bool) else raw):
                 return choice
         raise ValueError(raw)
-    if form in (int, float, Decimal, uuid.UUID, Path) or form in _ISO:
+    if form is Decimal or allows_non_finite(form):  # strict: no spaces, no underscores
+        value = parse_decimal(raw, allow_non_finite=form is not Decimal)
+    elif form in (int, float, uuid.UUID, Path) or form in _ISO:
         value = _scalar(raw.strip(), form)
     else:  # containers, typing generics and anything else: JSON, then coerce and check
         value = coerce_json(json.loads(raw, parse_float=Decimal), form)
@@ -223,11 +227,6 @@ def _from_string(raw: str, form: Any) -> Any:
 
 
 def _scalar(raw: str, form: Any) -> Any:
-    if form is Decimal:
-        try:
-            return Decimal(raw)
-        except InvalidOperation:
-            raise ValueError(raw) from None
     if form in _ISO:
         return _ISO[form](raw)
     return form(raw)
@@ -242,6 +241,8 @@ def coerce_json(value: Any, form: Any) -> Any:
         return _floats(value)
     if value is None:
         return value
+    if allows_non_finite(form):
+        return _decimal(value, allow_non_finite=True)
     members = _members(form)
     if len(members) > 1:
         for member in members:
@@ -254,9 +255,8 @@ def coerce_json(value: Any, form: Any) -> Any:
     try:
         if origin in _ISO or origin is uuid.UUID:
             return _scalar(value, origin) if isinstance(value, str) else value
-        if origin is Decimal and isinstance(value, (int, float, str)) \
-                and not isinstance(value, bool):
-            return Decimal(str(value))
+        if origin is Decimal:
+            return _decimal(value, allow_non_finite=False)
         if origin is float and isinstance(value, Decimal):
             return float(value)
         if isinstance(value, list):
@@ -277,6 +277,18 @@ def coerce_json(value: Any, form: Any) -> Any:
                     for k, v in value.items()}
     except (ValueError, TypeError, ArithmeticError):
         pass
+    return value
+
+
+def _decimal(value: Any, *, allow_non_finite: bool) -> Any:
+    """A JSON number or string as a Decimal (strictly: `parse_decimal`); else unchanged."""
+    if isinstance(value, str):
+        try:
+            return parse_decimal(value, allow_non_finite=allow_non_finite)
+        except ValueError:
+            return value  # validation names the key and the expected type
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Decimal(str(value))  # a float NaN/inf from JSON is refused by validation
     return value
 
 

@@ -10,16 +10,37 @@ import collections.abc as cabc
 import types
 import typing
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from ..errors import ModelError, TypeFormError
 
-__all__ = ["map_args", "translate_type", "type_name"]
+__all__ = ["AnyDecimal", "allows_non_finite", "map_args", "translate_type", "type_name"]
 
 _NONE = type(None)
 _UNIONS = (Union, types.UnionType)
 _MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
 _LITERAL_VALUE_TYPES = (int, str, bytes, bool, _NONE)
+
+class _NonFiniteAllowed:
+    """The marker of `AnyDecimal` (compared by identity)."""
+
+    def __repr__(self) -> str:
+        return "non-finite allowed"
+
+
+_NON_FINITE_ALLOWED = _NonFiniteAllowed()
+# A plain `Decimal` in a model means a finite decimal of sane magnitude (see
+# `validation.is_finite_decimal`); a model that wants NaN, sNaN or Infinity says
+# `AnyDecimal`, and an exponent out of range is still refused.
+AnyDecimal = Annotated[Decimal, _NON_FINITE_ALLOWED]
+
+
+def allows_non_finite(form: Any) -> bool:
+    """Whether `form` is `AnyDecimal` (Decimal with non-finite values allowed)."""
+    return get_origin(form) is Annotated and _NON_FINITE_ALLOWED in form.__metadata__
+
+
 _SHORTHANDS = {
     dict: "a dict shorthand has exactly one {KeyType: ValueType} pair",
     list: "a list shorthand has exactly one item type: [T]",
@@ -125,7 +146,7 @@ def type_name(form: Any) -> str:
     if origin is Literal:
         return f"Literal[{', '.join(repr(arg) for arg in args)}]"
     if origin is Annotated:
-        return type_name(args[0])
+        return "AnyDecimal" if allows_non_finite(form) else type_name(args[0])
     if origin is cabc.Callable:
         return repr(form).replace("collections.abc.", "").replace("typing.", "")
     name = type_name(origin)

@@ -8,24 +8,28 @@ only after a predicate fails, so the success path does no string work.
 
 Type rules: ``bool`` is never accepted where ``int``, ``float`` or ``complex`` is asked (also
 inside containers and unions); an ``int`` is accepted where ``float`` (or ``complex``) is
-asked, following the PEP 484 numeric tower.
+asked, following the PEP 484 numeric tower. ``Decimal`` means a finite decimal whose
+adjusted exponent lies in the default context's range (`is_finite_decimal`), also inside
+containers and unions; ``AnyDecimal`` (from `forms`) lets NaN, sNaN and Infinity through.
 """
 
 from __future__ import annotations
 
 import collections.abc as cabc
+import re
 import reprlib
 import types
 import typing
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any, Union, get_args, get_origin
 
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from ..errors import ArgumentError, ModelError, TypeFormError
-from .forms import map_args, translate_type, type_name
+from .forms import allows_non_finite, map_args, translate_type, type_name
 
-__all__ = ["ArgsChecker", "make_predicate"]
+__all__ = ["ArgsChecker", "is_finite_decimal", "make_predicate", "parse_decimal"]
 
 _NONE = type(None)
 _UNIONS = (Union, types.UnionType)
@@ -51,10 +55,65 @@ _STRICT = {
 }
 
 
+# --- finite decimals --------------------------------------------------------------------
+# The decimal module's default context: arithmetic or formatting past it raises or, for
+# `1E+999999999999999999` formatted with `:f`, tries to build a string of 10**18 digits.
+DECIMAL_EXPONENTS = (-999_999, 999_999)
+_DECIMAL_LITERAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_NON_FINITE_LITERAL = re.compile(r"[+-]?(?:inf|infinity|s?nan\d*)", re.IGNORECASE)
+
+
+def is_finite_decimal(value: Decimal) -> bool:
+    """Finite, with an adjusted exponent in `DECIMAL_EXPONENTS` (what `Decimal` means)."""
+    low, high = DECIMAL_EXPONENTS
+    return value.is_finite() and low <= value.adjusted() <= high
+
+
+def _in_range(value: Decimal) -> bool:  # AnyDecimal: non-finite allowed, huge exponents not
+    return not value.is_finite() or is_finite_decimal(value)
+
+
+def parse_decimal(text: str, *, allow_non_finite: bool = False) -> Decimal:
+    """A Decimal from a strict literal: optional sign, digits, fraction, exponent.
+
+    No underscores, no surrounding whitespace (``Decimal()`` accepts both); NaN, sNaN and
+    Infinity only with `allow_non_finite`. Raises ValueError naming what is wrong.
+    """
+    if _DECIMAL_LITERAL.fullmatch(text):
+        value = Decimal(text)
+        if is_finite_decimal(value):
+            return value
+        low, high = DECIMAL_EXPONENTS
+        raise ValueError(f"{text[:40]!r} is out of range (exponent outside {low}..{high})")
+    if allow_non_finite and _NON_FINITE_LITERAL.fullmatch(text):
+        return Decimal(text)
+    raise ValueError(f"{text[:40]!r} is not a finite decimal literal (like -12.50 or 1E+3)")
+
+
+class _DecimalMeta(type):
+    _accepts: Callable[[Decimal], bool]
+
+    def __instancecheck__(cls, value: Any) -> bool:
+        return isinstance(value, Decimal) and cls._accepts(value)
+
+
+# Named like the class so typeguard's messages read "is not an instance of Decimal".
+_FINITE_DECIMAL = _DecimalMeta("Decimal", (), {"__module__": "decimal",
+                                               "_accepts": staticmethod(is_finite_decimal)})
+_RANGED_DECIMAL = _DecimalMeta("Decimal", (), {"__module__": "decimal",
+                                               "_accepts": staticmethod(_in_range)})
+
+
 def _strict(form: Any) -> Any:
-    """The same form with int/float/complex replaced by their bool-rejecting versions."""
-    if isinstance(form, type) and form in _STRICT:
-        return _STRICT[form]
+    """The same form with int/float/complex replaced by their bool-rejecting versions and
+    Decimal by the finite one (AnyDecimal stays as it is)."""
+    if isinstance(form, type):
+        if form in _STRICT:
+            return _STRICT[form]
+        if form is Decimal:
+            return _FINITE_DECIMAL
+    if allows_non_finite(form):
+        return _RANGED_DECIMAL
     origin = get_origin(form)
     return form if origin is None else map_args(form, origin, _strict)
 
@@ -75,6 +134,8 @@ def _plain_predicate(cls: type) -> Predicate | None:
     if cls in _STRICT:
         accepts = _STRICT[cls]._accepts  # type: ignore[attr-defined]
         return lambda v: type(v) is cls or (isinstance(v, accepts) and not isinstance(v, bool))
+    if cls is Decimal:
+        return lambda v: isinstance(v, Decimal) and is_finite_decimal(v)
     if typing.is_typeddict(cls) or getattr(cls, "_is_protocol", False):
         return None  # isinstance() is not meaningful (or raises) for these
     return lambda v: type(v) is cls or isinstance(v, cls)
@@ -84,6 +145,8 @@ def _compile(form: Any) -> Predicate:
     """Compile a translated form into a predicate ``value -> bool``."""
     if form is Any:
         return _always
+    if allows_non_finite(form):
+        return lambda v: isinstance(v, Decimal) and _in_range(v)
     origin = get_origin(form)
     if origin is None and isinstance(form, type):
         fast = _plain_predicate(form)
@@ -122,6 +185,10 @@ def make_predicate(form: Any, *, where: str = "type") -> Predicate:
 
 def _explain(form: Any, value: Any) -> str:
     """Why `value` does not match `form` (only called after a predicate failed)."""
+    if isinstance(value, Decimal) and not is_finite_decimal(value):
+        low, high = DECIMAL_EXPONENTS
+        return (f"a Decimal must be finite with an exponent in {low}..{high} "
+                f"(AnyDecimal allows NaN and Infinity)")
     strategy = CollectionCheckStrategy.ALL_ITEMS
     try:
         check_type(value, _strict(form), collection_check_strategy=strategy)
@@ -141,8 +208,8 @@ def _dict_members(form: Any) -> list[tuple[Any, Any]]:
 
 def _exact_class(form: Any) -> type | None:
     """The class whose exact instances always match `form` (a plain class), else None."""
-    if (form is not Any and get_origin(form) is None and isinstance(form, type)
-            and _plain_predicate(form) is not None):
+    if (form is not Any and form is not Decimal and get_origin(form) is None
+            and isinstance(form, type) and _plain_predicate(form) is not None):
         return form
     return None
 
