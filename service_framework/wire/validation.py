@@ -141,22 +141,44 @@ def _plain_predicate(cls: type) -> Predicate | None:
     return lambda v: type(v) is cls or isinstance(v, cls)
 
 
-def _compile(form: Any) -> Predicate:
-    """Compile a translated form into a predicate ``value -> bool``."""
+def _compile_loop(form: Any) -> Predicate | None:
+    """A predicate in plain Python for plain classes, unions of them and the builtin
+    containers of such forms (a full check of a 1M-level book is a loop, not typeguard's
+    walk); None for forms only typeguard checks (TypedDicts, Literals, abstract types…)."""
     if form is Any:
         return _always
     if allows_non_finite(form):
         return lambda v: isinstance(v, Decimal) and _in_range(v)
     origin = get_origin(form)
-    if origin is None and isinstance(form, type):
-        fast = _plain_predicate(form)
-        if fast is not None:
-            return fast
-    members = get_args(form) if origin in _UNIONS else ()
-    if members and all(get_origin(m) is None and isinstance(m, type) for m in members):
-        preds = [_plain_predicate(m) for m in members]  # Optional[plain] is the common case
-        if all(p is not None for p in preds):
-            return lambda v: any(p(v) for p in preds)  # type: ignore[misc]
+    if origin is None:
+        return _plain_predicate(form) if isinstance(form, type) else None
+    args = get_args(form)
+    if origin in _UNIONS:
+        preds = [_compile_loop(m) for m in args]  # Optional[plain] is the common case
+        if any(p is None for p in preds):
+            return None
+        return lambda v: any(p(v) for p in preds)  # type: ignore[misc]
+    if origin is dict and len(args) == 2:
+        key_ok, value_ok = _compile_loop(args[0]), _compile_loop(args[1])
+        if key_ok is None or value_ok is None:
+            return None
+        return lambda v: isinstance(v, dict) and all(
+            key_ok(k) and value_ok(item) for k, item in v.items())  # type: ignore[misc]
+    if origin in (list, set, frozenset) and len(args) == 1 or (
+            origin is tuple and len(args) == 2 and args[1] is Ellipsis):
+        item_ok = _compile_loop(args[0])
+        if item_ok is None:
+            return None
+        kind = cabc.Set if origin is set else origin  # as typeguard: set[T] takes a frozenset
+        return lambda v: isinstance(v, kind) and all(map(item_ok, v))  # type: ignore[arg-type]
+    return None
+
+
+def _compile(form: Any) -> Predicate:
+    """Compile a translated form into a predicate ``value -> bool``."""
+    fast = _compile_loop(form)
+    if fast is not None:
+        return fast
     strict = _strict(form)
     strategy = CollectionCheckStrategy.ALL_ITEMS
 
