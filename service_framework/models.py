@@ -164,6 +164,7 @@ _CREATION_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "subscriber": {"topic": _TOPIC, "is_binder": (_flag, "a bool")},
     "state": {"topic": _TOPIC, "hwm": _HWM, "heartbeat_s": (_number(0, True), _POSITIVE),
               "snapshot_timeout_s": (_number(0, True), _POSITIVE),
+              "max_buffer_bytes": (_number(0, True), "an int > 0"),
               "is_x_pub": (_flag, "a bool"),
               "wait_after_creation_s": (_number(0, False), "a number >= 0")},
 }

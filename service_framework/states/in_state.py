@@ -4,11 +4,23 @@
 timers: a SUB `subscriber` socket for updates and heartbeats, a DEALER `requester` socket
 for snapshot requests (Lazy Pirate: a fresh socket after each timeout), a timer for
 request timeouts and one for a silent out side. Nothing here ever blocks the loop.
+
+Bounds against an out side that misbehaves (creation arguments, with their defaults):
+- `max_buffer_bytes` (32 MiB, `sync.DEFAULT_MAX_BUFFER_BYTES`) and 100,000 updates: what
+  is buffered while out of sync, kept as the bytes received (decoded again to be
+  replayed); past the bytes the buffer is dropped and the snapshot alone resyncs.
+- snapshot requests back off: the first of an episode goes at once, each next one after
+  `SNAPSHOT_BACKOFF_S` doubling up to `SNAPSHOT_BACKOFF_CAP_S`, times a jitter in [0.5, 1)
+  taken from the request id (so the memory bus stays deterministic). An episode ends when
+  a sync has held for the cap.
+- a `heartbeat_s` announced by the out side is clamped to at least `MIN_HEARTBEAT_S`, with
+  one warning per state.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from typing import TYPE_CHECKING
 
 from ..component import Component, topic_bytes
@@ -17,7 +29,7 @@ from ..transport.base import Frames, Socket
 from . import protocol
 from .out_state import DEFAULT_HEARTBEAT_S, DEFAULT_STATE_HWM
 from .protocol import Heartbeat, Update
-from .sync import APPLIED, BUFFERED, IGNORED, LOST, InStateSync
+from .sync import APPLIED, BUFFERED, DEFAULT_MAX_BUFFER_BYTES, IGNORED, LOST, InStateSync
 from .view import DELTA, SNAPSHOT, StateUpdate
 
 if TYPE_CHECKING:
@@ -29,6 +41,10 @@ log = get_logger()
 DEFAULT_SNAPSHOT_TIMEOUT_S = 2.0
 LIVENESS = 3  # heartbeat intervals of silence before the out side is presumed gone
 BATCH = 512  # messages handled per wake-up before the loop looks at other sockets
+# An announced interval below this would turn silence detection into a snapshot storm.
+MIN_HEARTBEAT_S = 0.05
+SNAPSHOT_BACKOFF_S = 0.05
+SNAPSHOT_BACKOFF_CAP_S = 5.0
 
 
 class InState(Component):
@@ -49,7 +65,9 @@ class InState(Component):
         self.silence_s = LIVENESS * heartbeat_s  # until the out side tells its interval
         self.hwm = int(creation.get("hwm", DEFAULT_STATE_HWM))
         self.on_update = spec.on_update
-        self.sync = InStateSync()
+        self.sync = InStateSync(
+            max_buffer_bytes=int(creation.get("max_buffer_bytes", DEFAULT_MAX_BUFFER_BYTES)),
+            decode=self._decode_buffered)
         self.subscriber: Socket | None = None
         self.requester: Socket | None = None
         self._check = spec.value.check
@@ -57,6 +75,13 @@ class InState(Component):
         self._rid: str | None = None  # the snapshot request in flight
         self._request_deadline: float | None = None
         self._attempt = 0
+        self._episode_requests = 0  # snapshot requests since a sync last held (backoff)
+        self._request_at: float | None = None  # a backed-off request waits for this time
+        self._fresh_when_due = False
+        self._rid_sent: str | None = None  # the last request's id: the backoff's jitter
+        self._synced_at = 0.0
+        self._buffers_dropped_seen = 0
+        self._clamp_warned = False
         self._last_heard = 0.0
         self._was_synced = False
         self._losses_seen = 0
@@ -90,13 +115,15 @@ class InState(Component):
     def close(self) -> None:
         super().close()
         self.subscriber = self.requester = None
-        self._rid = self._request_deadline = None
+        self._rid = self._request_deadline = self._request_at = None
 
     # -- updates and heartbeats -----------------------------------------------------------
     def on_readable(self, socket: Socket) -> None:
         self._last_heard = self.runtime.clock.monotonic()
-        handle = self._handle
+        handle, runtime = self._handle, self.runtime
         for _ in range(BATCH):
+            if runtime.stop_requested:  # a big update costs ms: a stop must not wait for 512
+                return
             frames = socket.recv()
             if frames is None:
                 return
@@ -117,11 +144,11 @@ class InState(Component):
         if message.__class__ is Heartbeat:
             self.heartbeats += 1
             if message.heartbeat_s:
-                self.silence_s = LIVENESS * message.heartbeat_s
+                self._announced(message.heartbeat_s)
             if self.sync.on_heartbeat(message) is LOST:
                 self._after_sync_change()
             return
-        outcome = self.sync.feed(message)
+        outcome = self.sync.feed(message, frames[1])
         if outcome is APPLIED:
             self.updates_applied += 1
             if self.on_update is not None or self.runtime.event_listeners:
@@ -130,6 +157,30 @@ class InState(Component):
             self.ignored += 1
         elif outcome is not BUFFERED:
             self._after_sync_change()
+        elif self.sync.buffers_dropped != self._buffers_dropped_seen:
+            self._buffer_dropped()
+
+    def _buffer_dropped(self) -> None:
+        dropped, self._buffers_dropped_seen = (self.sync.buffers_dropped
+                                               - self._buffers_dropped_seen,
+                                               self.sync.buffers_dropped)
+        self.runtime.count("state_buffers_dropped", dropped)
+        log.warning("%s: buffered updates passed %d bytes (max_buffer_bytes): dropped them; "
+                    "the snapshot alone resyncs", self.label, self.sync.max_buffer_bytes)
+
+    def _announced(self, heartbeat_s: float) -> None:
+        """The out side's heartbeat interval, from the wire: clamped (see the module doc)."""
+        if heartbeat_s < MIN_HEARTBEAT_S:
+            if not self._clamp_warned:
+                self._clamp_warned = True
+                log.warning("%s: the out side announces heartbeat_s=%.3g; using %g (the "
+                            "floor)", self.label, heartbeat_s, MIN_HEARTBEAT_S)
+            heartbeat_s = MIN_HEARTBEAT_S
+        self.silence_s = LIVENESS * heartbeat_s
+
+    def _decode_buffered(self, body: bytes) -> Update:
+        """A buffered update, decoded again to be replayed (it was validated on arrival)."""
+        return protocol.decode_message(body, max_bytes=self.runtime.max_message_bytes)
 
     def _bad(self, error: object) -> None:
         self.bad_updates += 1
@@ -162,15 +213,20 @@ class InState(Component):
             self.out_of_sync += 1
             self.runtime.count("state_out_of_sync")
             log.warning("%s: out of sync: %s; requesting a snapshot", self.label, sync.reason)
+        if sync.buffers_dropped != self._buffers_dropped_seen:
+            self._buffer_dropped()
+        now = self.runtime.clock.monotonic()
         if sync.synced:
-            self._rid = self._request_deadline = None  # a late reply is dropped by its rid
-            self._attempt = 0
+            self._rid = self._request_deadline = self._request_at = None  # late replies
+            self._attempt = 0                                # are dropped by their rid
             if not self._was_synced:
-                self._was_synced = True
+                self._was_synced, self._synced_at = True, now
                 log.info("%s: in sync (epoch %s, seq %d)", self.label, sync.epoch, sync.seq)
         else:
+            if self._was_synced and now - self._synced_at >= SNAPSHOT_BACKOFF_CAP_S:
+                self._episode_requests = 0  # the last sync held: this loss is news
             self._was_synced = False
-            if self._rid is None:
+            if self._rid is None and self._request_at is None:
                 self._request_snapshot(fresh=False)
 
     # -- snapshots ------------------------------------------------------------------------
@@ -178,12 +234,19 @@ class InState(Component):
         if not self._snapshots:  # no snapshot pair: the next full update syncs it
             return
         runtime = self.runtime
+        delay = self._backoff()
+        if delay:
+            self._request_at = runtime.clock.monotonic() + delay
+            self._fresh_when_due = fresh
+            return
+        self._request_at = None
+        self._episode_requests += 1
         if fresh or self.requester is None:  # Lazy Pirate: drop whatever the old one queued
             if self.requester is not None:
                 self.close_socket(self.requester)
             self.requester = self.open_socket("requester")
             runtime.watch(self.requester, self.on_reply)
-        self._rid = runtime.new_workflow_id()
+        self._rid = self._rid_sent = runtime.new_workflow_id()
         self._request_deadline = runtime.clock.monotonic() + self.snapshot_timeout_s
         self.snapshot_requests += 1
         runtime.count("snapshot_requests")
@@ -211,8 +274,19 @@ class InState(Component):
             self.sync.on_snapshot(snapshot)
             self._after_sync_change()
 
+    def _backoff(self) -> float:
+        """How long the next snapshot request of this episode waits (0 for the first)."""
+        if not self._episode_requests or self._request_at is not None:
+            return 0.0
+        base = min(SNAPSHOT_BACKOFF_CAP_S,
+                   SNAPSHOT_BACKOFF_S * 2 ** min(self._episode_requests - 1, 16))
+        jitter = zlib.crc32((self._rid_sent or "").encode()) / 0xFFFFFFFF  # [0, 1]
+        return base * (0.5 + 0.5 * jitter)
+
     # -- timers ---------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
+        if self._request_at is not None:
+            return self._request_at
         if self._request_deadline is not None:
             return self._request_deadline
         if self.sync.synced:
@@ -220,7 +294,10 @@ class InState(Component):
         return None
 
     def on_timer(self, now: float) -> None:
-        if self._request_deadline is not None:
+        if self._request_at is not None:
+            if now >= self._request_at:
+                self._request_snapshot(fresh=self._fresh_when_due)
+        elif self._request_deadline is not None:
             if now >= self._request_deadline:
                 self._timed_out()
         elif self.sync.synced and now >= self._last_heard + self.silence_s:

@@ -262,6 +262,8 @@ class OutState(Component):
     def on_request(self, socket: Socket) -> None:
         runtime = self.runtime
         for _ in range(BATCH):
+            if runtime.stop_requested:  # stopping: take no new request
+                return
             frames = socket.recv()
             if frames is None:
                 return

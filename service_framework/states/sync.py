@@ -8,6 +8,7 @@ drives it directly, one message at a time.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from operator import attrgetter
 
 from .merge import copy_value, merge_patch, replace_value
@@ -21,7 +22,14 @@ SYNCED = "synced"  # in sync from a whole value; `take_applied()` lists what was
 LOST = "lost"  # out of sync (see `reason`): a snapshot is needed
 OK = "ok"  # a heartbeat that agrees with what was applied
 
+# What an out-of-sync in side keeps while it waits for a snapshot. Both bounds hold: past
+# the count the oldest update goes; past the bytes (the encoded sizes, as received) the
+# whole buffer goes and the snapshot alone resyncs. An update further ahead than the count
+# cannot be replayed after any snapshot, so it is never kept: one resync, not a storm.
+# Updates are buffered as the bytes that came off the wire (when the caller passes them),
+# decoded again only to be replayed: a decoded delta can take 10-50 times its encoded size.
 DEFAULT_MAX_BUFFER = 100_000
+DEFAULT_MAX_BUFFER_BYTES = 32 * 1024 * 1024
 _by_seq = attrgetter("seq")
 
 
@@ -34,18 +42,27 @@ class InStateSync:
     needs no predecessor: it resyncs on its own when it moves forward.
     """
 
-    def __init__(self, *, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+    def __init__(self, *, max_buffer: int = DEFAULT_MAX_BUFFER,
+                 max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+                 decode: Callable[[bytes], Update] | None = None) -> None:
         self.value: dict = {}
         self.epoch: str | None = None
         self.seq = 0
         self.synced = False
         self.reason = "waiting for the first snapshot"
         self.losses = 0  # times sync was lost; each one deserves a log line
-        self.buffer: deque[Update] = deque(maxlen=max_buffer)  # oldest dropped first
+        self.max_buffer, self.max_buffer_bytes = max_buffer, max_buffer_bytes
+        self.buffer: deque[Update] = deque()
+        self._sizes: deque[int] = deque()  # the encoded size of each buffered update
+        self.buffer_bytes = 0
+        self.buffers_dropped = 0  # times the byte budget emptied the buffer
+        self._decode = decode  # raw body -> Update, for updates buffered as bytes
         self._applied: list[Update] = []
 
-    def feed(self, update: Update) -> str:
-        """Handles one update from the publisher socket (validated by the caller)."""
+    def feed(self, update: Update, raw: bytes | None = None) -> str:
+        """Handles one update from the publisher socket (validated by the caller); `raw`
+        is its body as received: buffered instead of the decoded update when a `decode`
+        was given, and counted against the buffer's byte budget."""
         if self.synced and update.epoch == self.epoch:
             seq = update.seq
             if seq == self.seq + 1:  # the hot path
@@ -58,13 +75,14 @@ class InStateSync:
             if seq <= self.seq:
                 return IGNORED
             if not update.is_snapshot:
-                return self._lose_with(update, f"gap: expected seq {self.seq + 1}, got {seq}")
+                return self._lose_with(update, raw,
+                                       f"gap: expected seq {self.seq + 1}, got {seq}")
         elif self.synced:
             if not update.is_snapshot:
-                return self._lose_with(update, f"epoch changed from {self.epoch} to "
-                                               f"{update.epoch} (update seq {update.seq})")
+                return self._lose_with(update, raw, f"epoch changed from {self.epoch} to "
+                                                     f"{update.epoch} (update seq {update.seq})")
         elif not update.is_snapshot:
-            self.buffer.append(update)
+            self._buffer(update, raw)
             return BUFFERED
         elif update.epoch == self.epoch and update.seq <= self.seq:
             return IGNORED
@@ -102,10 +120,31 @@ class InStateSync:
         applied, self._applied = self._applied, []
         return applied
 
-    def _lose_with(self, update: Update, reason: str) -> str:
+    def _lose_with(self, update: Update, raw: bytes | None, reason: str) -> str:
         self.lose_sync(reason)
-        self.buffer.append(update)
+        if update.epoch != self.epoch or update.seq - self.seq <= self.max_buffer:
+            self._buffer(update, raw)  # else beyond any replay: the snapshot alone resyncs
         return LOST
+
+    def _buffer(self, update: Update, raw: bytes | None, size: int | None = None) -> None:
+        if raw is not None and self._decode is not None:
+            update = update._replace(args=raw)  # bytes args: decoded again by `_replay`
+        if size is None:
+            size = len(raw) if raw is not None else 0
+        if len(self.buffer) >= self.max_buffer:
+            self.buffer.popleft()
+            self.buffer_bytes -= self._sizes.popleft()
+        self.buffer.append(update)
+        self._sizes.append(size)
+        self.buffer_bytes += size
+        if self.buffer_bytes > self.max_buffer_bytes:
+            self._clear_buffer()
+            self.buffers_dropped += 1
+
+    def _clear_buffer(self) -> None:
+        self.buffer.clear()
+        self._sizes.clear()
+        self.buffer_bytes = 0
 
     def _sync_from(self, base: Update) -> str:
         # Copied: the args go on to handlers and traces, later deltas merge into the value.
@@ -118,16 +157,23 @@ class InStateSync:
 
     def _replay(self) -> None:
         """Buffered updates after the base, in seq order; stops (out of sync) at a gap."""
-        epoch, pending = self.epoch, sorted(self.buffer, key=_by_seq)
-        self.buffer.clear()
-        for index, update in enumerate(pending):
+        epoch, base = self.epoch, self.seq
+        sized = sorted(zip(self.buffer, self._sizes, strict=True), key=lambda pair: pair[0].seq)
+        self._clear_buffer()
+        for index, (update, _) in enumerate(sized):
             if update.epoch != epoch or update.seq <= self.seq:
                 continue  # older than the base, a duplicate, or another epoch
+            if update.seq > base + self.max_buffer:
+                break  # no out side got that far since its snapshot: a bogus seq, dropped
             if update.seq != self.seq + 1 and not update.is_snapshot:
                 self.lose_sync(f"gap after the snapshot: expected seq {self.seq + 1}, "
                                f"got {update.seq}")
-                self.buffer.extend(u for u in pending[index:] if u.epoch == epoch)
+                for later, size in sized[index:]:
+                    if later.epoch == epoch and later.seq <= base + self.max_buffer:
+                        self._buffer(later, None, size)
                 return
+            if update.args.__class__ is bytes:
+                update = self._decode(update.args)  # type: ignore[misc]
             if update.is_snapshot:
                 replace_value(self.value, copy_value(update.args))
             else:
