@@ -48,7 +48,8 @@ class Component:
         bound or connected to its addresses."""
         need = self._needs[key]
         socket = self.runtime.transport.socket(need.kind,
-                                               owner=f"{self.runtime.name}.{self.name}", hwm=hwm)
+                                               owner=f"{self.runtime.name}.{self.name}", hwm=hwm,
+                                               max_bytes=self.runtime.max_message_bytes)
         self.sockets.append(socket)
         security = self.runtime.definition.security
         if security is not None:  # CurveZMQ (SPEC §15): before any bind or connect

@@ -79,8 +79,10 @@ class FaultyTransport(Transport):
     def new_id(self) -> str:
         return self.inner.new_id()
 
-    def socket(self, kind: SocketKind, *, owner: str, hwm: int = 1000) -> Socket:
-        socket = FaultySocket(self.inner.socket(kind, owner=owner, hwm=hwm), self)
+    def socket(self, kind: SocketKind, *, owner: str, hwm: int = 1000,
+               max_bytes: int | None = None) -> Socket:
+        socket = FaultySocket(self.inner.socket(kind, owner=owner, hwm=hwm,
+                                                max_bytes=max_bytes), self)
         self._sockets.add(socket)
         return socket
 

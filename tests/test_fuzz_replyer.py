@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+import time
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -82,6 +83,22 @@ class RawDealer:
         assert self.socket.poll(ANSWER_TIMEOUT_MS), "no answer: the replyer left a message"
         frames = self.socket.recv_multipart()
         return frames, decode_reply(frames[-1], max_bytes=codec.DEFAULT_MAX_MESSAGE_BYTES)
+
+    def answers_again(self, deadline_s: float = 10.0) -> None:
+        """After libzmq dropped this peer: asks until answered (a request sent while the
+        old connection was being torn down is lost with it), stale answers skipped."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            self.good += 1
+            rid, x = f"again-{self.good}", 1000 + self.good
+            self.socket.send(encode_request("good", {"x": x, "price": Decimal("1.5")}, rid,
+                                            max_bytes=MAX_BYTES))
+            while self.socket.poll(300):
+                reply = decode_reply(self.socket.recv_multipart()[-1], max_bytes=MAX_BYTES)
+                if reply.rid == rid:
+                    assert (reply.error, reply.return_args) == (None, {"y": 2 * x})
+                    return
+        raise AssertionError(f"not answered again within {deadline_s:g}s")
 
     def still_answers(self) -> None:
         self.good += 1
@@ -184,8 +201,9 @@ ext_values = st.builds(msgpack.ExtType, st.integers(0, 127), st.binary(max_size=
 
 @st.composite
 def deep(draw) -> bytes:
-    depth = draw(st.integers(1, 20_000))
     kind = draw(st.sampled_from(["array", "map", "tuple", "in-args"]))
+    # Deep, yet within MAX_BYTES: a longer body never reaches the codec (ZMQ_MAXMSGSIZE).
+    depth = draw(st.integers(1, (MAX_BYTES - 64) // (3 if kind == "map" else 1)))
     if kind == "array":
         return b"\x91" * depth + b"\xc0"
     if kind == "map":
@@ -251,19 +269,19 @@ def test_deep_nesting_and_huge_headers_get_error_replies(replyer, batch):
     exchange(replyer, batch)
 
 
-@fuzz_settings(100)
+@fuzz_settings(10)
 @given(batch=batches(oversize()))
-def test_oversize_bodies_are_refused_with_a_codec_error(replyer, batch):
+def test_oversize_bodies_are_dropped_unread_and_the_peer_comes_back(replyer, batch):
+    # ZMQ_MAXMSGSIZE: libzmq drops the connection of a peer that sends more than
+    # max_message_bytes before allocating it; no answer, nothing counted, the service goes
+    # on and the peer (which reconnects) is answered again.
     service, client = replyer
     before = service.runtime.counters.get("bad_requests", 0)
     for frames in batch:
         client.socket.send_multipart(frames)
-    for _ in batch:
-        _, reply = client.answer()
-        assert reply.error["type"] == "CodecError"
-        assert f"max_message_bytes={MAX_BYTES}" in reply.error["message"]
-    assert service.runtime.counters["bad_requests"] - before == len(batch)
-    client.still_answers()
+    assert not client.socket.poll(100), "an oversize body was answered"
+    assert service.runtime.counters.get("bad_requests", 0) == before
+    client.answers_again()
 
 
 good_body = st.builds(lambda x: encode_request("w", {"x": x, "price": Decimal(2)}, "r",
@@ -283,8 +301,7 @@ TOPIC = b"ticks"
 MARKERS = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def subscriber():
+def _start_subscriber():
     port = free_port()
     publisher = zmq.Context.instance().socket(zmq.XPUB)
     publisher.linger = 0
@@ -303,6 +320,12 @@ def subscriber():
     service.run_service()
     assert publisher.poll(10_000), "no subscription arrived"
     assert publisher.recv() == b"\x01" + TOPIC
+    return service, publisher, received
+
+
+@pytest.fixture(scope="module")
+def subscriber():
+    service, publisher, received = _start_subscriber()
     yield service, publisher, received
     assert loop_alive(service), "it died"
     publisher.close()
@@ -324,7 +347,7 @@ def subscriber_drops(frames: list[bytes]) -> str | None:
 
 
 sub_bodies = st.one_of(st.binary(max_size=200), plain.map(packed), envelopes.map(encodable),
-                       deep(), oversize())
+                       deep())  # oversize bodies cost the connection: their own test below
 sub_messages = st.one_of(
     sub_bodies.map(lambda body: [TOPIC, body]),
     st.tuples(st.sampled_from([TOPIC + b"x", TOPIC]), sub_bodies, st.binary(max_size=9))
@@ -349,6 +372,24 @@ def test_a_subscriber_drops_bad_messages_and_handles_the_next_good_one(subscribe
     publisher.send_multipart([TOPIC, codec.pack(marker)])
     wait_until(lambda: marker["args"] in received, 5.0, message="the good message handled")
     assert {key: counters.get(key, 0) for key in expected} == expected
+
+
+def test_an_oversize_publication_is_dropped_unread_with_its_connection():
+    service, publisher, received = _start_subscriber()
+    try:
+        before = service.runtime.counters.get("bad_messages", 0)
+        publisher.send_multipart([TOPIC, b"\x00" * (MAX_BYTES + 1)])
+        # ZMQ_MAXMSGSIZE: libzmq drops the message unread and the connection with it (the
+        # publisher sees the unsubscription). A connecting socket does not reconnect after
+        # such a protocol error (libzmq's rule): the subscriber is cut off from that
+        # publisher, says so by its silence warning, and lives on.
+        assert publisher.poll(10_000), "the connection was not dropped"
+        assert publisher.recv() == b"\x00" + TOPIC
+        assert service.runtime.counters.get("bad_messages", 0) == before  # never decoded
+        assert loop_alive(service)
+    finally:
+        publisher.close()
+        service.stop_service()
 
 
 def test_a_dropped_message_is_logged(subscriber, caplog):

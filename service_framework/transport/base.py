@@ -247,7 +247,11 @@ class Transport(abc.ABC):
     seed: int | None = None
 
     @abc.abstractmethod
-    def socket(self, kind: SocketKind, *, owner: str, hwm: int = 1000) -> Socket: ...
+    def socket(self, kind: SocketKind, *, owner: str, hwm: int = 1000,
+               max_bytes: int | None = None) -> Socket:
+        """A socket; with `max_bytes`, an incoming frame longer than that is refused before
+        it is allocated (libzmq's ZMQ_MAXMSGSIZE: the sending peer is disconnected; the
+        memory bus drops the message)."""
 
     @abc.abstractmethod
     def poller(self, *, owner: str) -> Poller: ...

@@ -45,13 +45,16 @@ _POLLED, _ASK, _DRAIN = 0, 1, 2
 class ZmqSocket(Socket):
     __slots__ = ("kind", "owner", "raw", "_send", "_recv", "_bound", "_zap", "queue")
 
-    def __init__(self, context: zmq.Context, kind: SocketKind, owner: str, hwm: int) -> None:
+    def __init__(self, context: zmq.Context, kind: SocketKind, owner: str, hwm: int,
+                 max_bytes: int | None = None) -> None:
         self.kind = kind
         self.owner = owner
         raw = context.socket(_ZMQ_TYPES[kind])
         raw.setsockopt(zmq.LINGER, LINGER_MS)
         raw.setsockopt(zmq.SNDHWM, hwm)
         raw.setsockopt(zmq.RCVHWM, hwm)
+        if max_bytes is not None:  # before bind/connect: libzmq reads it per connection
+            raw.setsockopt(zmq.MAXMSGSIZE, max_bytes)
         if kind is SocketKind.XPUB:
             # Every subscription reaches us (not only the first per topic): we count
             # subscribers for `min_subscribers`. No XPUB_NODROP: with it, one subscriber
@@ -280,9 +283,10 @@ class ZmqTransport(Transport):
     def new_id(self) -> str:
         return f"{self._id_prefix}{next(self._id_counter):016x}"
 
-    def socket(self, kind: SocketKind, *, owner: str, hwm: int = 1000) -> Socket:
+    def socket(self, kind: SocketKind, *, owner: str, hwm: int = 1000,
+               max_bytes: int | None = None) -> Socket:
         with self._lock:  # context.socket is thread-safe; the lock keeps option setting tidy
-            return ZmqSocket(self.context, kind, owner, hwm)
+            return ZmqSocket(self.context, kind, owner, hwm, max_bytes)
 
     def poller(self, *, owner: str) -> Poller:
         return ZmqPoller()

@@ -47,6 +47,7 @@ class MemoryBus(Transport):
         # One line per delivered message: the bus's trace (formatted when read).
         self.deliveries = DeliveryLog()
         self.record_deliveries = record_deliveries
+        self.oversized_dropped = 0  # messages over their receiver's max_bytes (MAXMSGSIZE)
         # Called with (from owner, to owner, frames) after each delivery: a simulation's
         # invariants, checked message by message.
         self.delivery_listeners: list[Callable[[str, str, Frames], None]] = []
@@ -70,8 +71,9 @@ class MemoryBus(Transport):
         self.refused: list[tuple[str, str]] = []
 
     # -- the Transport interface ---------------------------------------------------------
-    def socket(self, kind: SocketKind, *, owner: str, hwm: int = 1000) -> Socket:
-        socket = MemorySocket(self, kind, owner, hwm)
+    def socket(self, kind: SocketKind, *, owner: str, hwm: int = 1000,
+               max_bytes: int | None = None) -> Socket:
+        socket = MemorySocket(self, kind, owner, hwm, max_bytes)
         self._sockets.append(socket)
         return socket
 
@@ -204,6 +206,11 @@ class MemoryBus(Transport):
             return False
         if len(dst.inbox) >= dst.hwm:
             return False  # the high-water mark: ZMQ drops (PUB) or refuses (DEALER)
+        if dst.max_bytes is not None and len(frames[-1]) > dst.max_bytes:
+            # ZMQ_MAXMSGSIZE: libzmq drops it (and the connection) unread; the sender is
+            # not told. The body is the frame that can be large (topics and ids are short).
+            self.oversized_dropped += 1
+            return True
         dst.inbox.append(frames)
         if self.record_deliveries:
             self.deliveries.record(self.clock.monotonic(), src.owner, dst.owner, frames)

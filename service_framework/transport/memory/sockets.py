@@ -34,11 +34,13 @@ class CurveRole(NamedTuple):
 
 
 class MemorySocket(Socket):
-    def __init__(self, bus: "MemoryBus", kind: SocketKind, owner: str, hwm: int) -> None:
+    def __init__(self, bus: "MemoryBus", kind: SocketKind, owner: str, hwm: int,
+                 max_bytes: int | None = None) -> None:
         self.bus = bus
         self.kind = kind
         self.owner = owner
         self.hwm = hwm
+        self.max_bytes = max_bytes
         self.identity = b"\x00sf%d" % next(bus._identities)
         self.inbox: deque[Frames] = deque()
         self.peers: list[MemorySocket] = []
