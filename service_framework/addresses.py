@@ -26,7 +26,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
-from .config import read_json_file
+from .config.files import read_json
 from .errors import ConfigError
 from .transport.base import SocketKind
 
@@ -62,7 +62,7 @@ def load_addresses(source: str | os.PathLike | Mapping | None) -> dict:
         data, origin = source, None
     elif isinstance(source, (str, os.PathLike)):
         origin = os.fspath(source)
-        data = read_json_file(origin, "addresses file")
+        data = read_json(origin, "addresses file")
     else:
         raise ConfigError(f"addresses: expected a file path or a dict, "
                           f"got {type(source).__name__}")

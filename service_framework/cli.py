@@ -64,6 +64,9 @@ def build_parser(replaying: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--replay", metavar="TRACE", dest="replay_path",
                         help="replay a trace against the service on the memory bus; "
                              "exit 0 if it sends what was recorded, 1 at the first divergence")
+    parser.add_argument("--config-from-trace", action="store_true",
+                        help="with --replay: run with the config recorded in the trace's "
+                             "header (checked by config_model) instead of -c and flags")
     if replaying:
         parser.add_argument("--mask", metavar="KEY.PATH", action="append", dest="mask",
                             help="with --replay: a volatile field not to compare, e.g. "
@@ -147,11 +150,14 @@ def replay(trace: Trace | str | os.PathLike, service: Any, *,
            extras: Mapping[str, str] | None = None,
            addresses: Mapping | str | os.PathLike | None = None,
            main_mode: bool | None = None, mask: Iterable[str] | str = (),
-           follow_time: bool = True) -> ReplayReport:
+           follow_time: bool = True, config_from_trace: bool = False) -> ReplayReport:
     """Replays `trace` against `service` (a path or module) on a memory bus of its own.
 
-    Without `config` or `extras`, the config recorded in the trace's header is used; main
-    mode too comes from the header unless given. Without `addresses` every socket gets a
+    The service runs with its own config (`config`, `extras`, its defaults): a trace is
+    data and must not choose what a service imports or connects to. With
+    `config_from_trace` the header's config is used instead, checked by `config_model` as
+    any config is (its secrets were never recorded). Main mode comes from the header
+    unless given. Without `addresses` every socket gets a
     name on the replay's bus; given ones are used without their `security` section.
     Raises `ReplayDivergence` at the first difference; returns a `ReplayReport` when
     everything matched.
@@ -159,7 +165,9 @@ def replay(trace: Trace | str | os.PathLike, service: Any, *,
     if not isinstance(trace, Trace):
         trace = read_trace(trace)
     header = trace.header
-    if config is None and not extras:
+    if config_from_trace:
+        if config is not None or extras:
+            raise ReplayError("config_from_trace takes the trace's config: give no other")
         config = trace.config
     if main_mode is None:
         main_mode = bool(header.get("main_mode", False))
@@ -167,7 +175,8 @@ def replay(trace: Trace | str | os.PathLike, service: Any, *,
         addresses = {key: value for key, value in load_addresses(addresses).items()
                      if key != "security"}
     seed = header.get("seed")
-    bus = MemoryBus(seed=seed if isinstance(seed, int) else 0, start=started_at(header))
+    bus = MemoryBus(seed=seed if isinstance(seed, int) else 0, start=started_at(header),
+                    record_deliveries=False)  # nobody reads it: a long replay stays small
     definition = load_service(service, config=config, extras=extras, addresses=addresses,
                               main_mode=main_mode, addresses_for=memory_addresses)
     driver = ReplayDriver(trace, bus, mask=mask, follow_time=follow_time)
@@ -187,7 +196,7 @@ def _replay_command(options: Any, extras: Mapping[str, str]) -> int:
     setup_logging(options.console_loglevel, options.log_path, options.file_loglevel,
                   int(options.backup_count))
     try:
-        trace = read_trace(options.replay_path)
+        trace = read_trace(options.replay_path, stream=True)  # events read as they are fed
     except TraceFormatError as error:
         print(f"service_framework: error: {error}", file=sys.stderr)
         return 2
@@ -195,13 +204,16 @@ def _replay_command(options: Any, extras: Mapping[str, str]) -> int:
         report = replay(trace, options.service_path, config=options.config_path,
                         extras=extras or None, addresses=options.addresses_path,
                         main_mode=True if options.main_mode else None,
-                        mask=getattr(options, "mask", None) or ())
+                        mask=getattr(options, "mask", None) or (),
+                        config_from_trace=options.config_from_trace)
     except ReplayDivergence as divergence:
         print(divergence, flush=True)
         return 1
-    except ReplayError as error:
+    except (ReplayError, TraceFormatError) as error:
         print(f"service_framework: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        trace.events.close()  # type: ignore[attr-defined]
     print(report, flush=True)
     return 0
 

@@ -41,6 +41,7 @@ class ServiceDefinition:
     init_function: Callable | None = None
     signal_handlers: dict[str, Callable] = field(default_factory=dict)
     main_mode: bool = False
+    secret_config_keys: frozenset[str] = frozenset()  # never recorded (config.secret_keys)
     security: "_security.Security | None" = None  # CurveZMQ, from addresses' `security`
     # What `load_service` was given (config, extras, addresses), for `reload_service`;
     # None for a definition made otherwise (it restarts as it is).
@@ -159,7 +160,8 @@ def load_service(spec: str | os.PathLike | types.ModuleType, *,
 
     definition = ServiceDefinition(name=name, module=module, config=resolved,
                                    addresses=loaded_addresses, connections=connections,
-                                   states=states, main_mode=main_mode)
+                                   states=states, main_mode=main_mode,
+                                   secret_config_keys=_config.secret_keys(config_model))
     for hook in HOOK_NAMES:
         value = getattr(module, hook, None)
         if value is not None and not callable(value):

@@ -52,6 +52,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .config.files import read_bounded
 from .errors import ConfigError
 from .logs import get_logger
 from .transport.curve import write_key_files
@@ -64,6 +65,7 @@ SECTION_KEYS = ("public_key", "secret_key", "server_keys", "allowed_clients")
 _Z85_ALPHABET = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                           b".-:+=^!/*?&<>()[]{}@%$#")
 _KEY_LENGTH = 40  # a 32-byte Curve25519 key in Z85
+MAX_KEY_FILE_BYTES = 64 * 1024  # a key file holds two 40-character keys and comments
 
 
 # -- key files ------------------------------------------------------------------------------
@@ -109,14 +111,7 @@ def read_key_file(path: Path, *, where: str, secret: bool = False) -> tuple[byte
 
     With `secret=True` the file must hold a secret key too. Messages never quote a secret.
     """
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: key file {path} not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{where}: {path} is a folder, expected a key file") from None
-    except OSError as error:
-        raise ConfigError(f"{where}: cannot read key file {path}: {error.strerror}") from None
+    text = read_bounded(path, f"{where}: key file", max_bytes=MAX_KEY_FILE_BYTES)
     keys: dict[bytes, bytes] = {}
     for line in text.splitlines():
         line = line.strip()

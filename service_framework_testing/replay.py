@@ -84,12 +84,13 @@ class TraceFixture:
 
     def replay(self, harness_or_spec: ServiceHarness | str | os.PathLike | types.ModuleType,
                path: str | os.PathLike, *, mode: str = "once", mask: Iterable[str] | str = (),
-               config: Any = None, main_mode: bool | None = None) -> TraceSession:
+               config: Any = None, main_mode: bool | None = None,
+               config_from_trace: bool = False) -> TraceSession:
         """Replays the trace at `path` against a service, or records it (see the modes).
 
         `harness_or_spec` is a harness on this test's bus, or a service (path or module) to
-        start on it, with the trace's recorded config unless `config` is given. Raises
-        `ReplayDivergence` at the first difference.
+        start on it with `config` (the recorded config only with `config_from_trace`: a
+        trace is data, not instructions). Raises `ReplayDivergence` at the first difference.
         """
         path = os.fspath(path)
         action = plan(mode, path)
@@ -99,8 +100,8 @@ class TraceFixture:
         trace = read_trace(path)
         if main_mode is None:
             main_mode = bool(trace.header.get("main_mode", False))
-        harness = self._harness(harness_or_spec, trace.config if config is None else config,
-                                main_mode)
+        harness = self._harness(harness_or_spec,
+                                trace.config if config_from_trace else config, main_mode)
         if not harness.on_memory:
             raise ReplayError(f"a replay runs on the memory bus; {harness.name!r} runs on "
                               f"{harness.transport.name}")

@@ -169,7 +169,9 @@ def test_secrets_never_reach_the_recorded_config(tmp_path):
     finally:
         harness.close()
     text = (tmp_path / "t.jsonl").read_text()
-    assert json.loads(text)["config"] == {"name": "x", "nested": {"host": "h"}}
+    assert json.loads(text)["config"] == {
+        "name": "x", "api_secret": "***", "Client_SECRET_key": "***",
+        "nested": {"db_secret": "***", "host": "h"}}
     assert "hunter2" not in text and "security" not in text
 
 

@@ -119,13 +119,14 @@ def test_a_trace_recorded_over_zmq_replays_green_on_the_memory_bus(echo_trace, s
     assert [(e.dir, e.kind) for e in trace.events] == [("in", "request"), ("out", "reply")] * 3
     assert trace.events[5].payload["return_args"]["at"] == REQUESTS[2]["at"]
 
-    session = sf_trace.replay(ECHO / "replyer.py", echo_trace, mode="none")
+    session = sf_trace.replay(ECHO / "replyer.py", echo_trace, mode="none", config_from_trace=True)
     assert session.mode == "replay" and session.harness.on_memory
     assert (session.report.fed, session.report.compared) == (3, 3)
 
 
 def test_the_cli_replays_a_trace_and_exits_0(echo_trace):
-    result = cli("--replay", echo_trace, "-s", ECHO / "replyer.py", "-cl", "WARNING")
+    result = cli("--config-from-trace", "--replay", echo_trace, "-s", ECHO / "replyer.py", "-cl",
+                 "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "replay OK" in result.stdout and "3 output(s) matched" in result.stdout
     # The example's own files work too (the addresses only name sockets on the bus).
@@ -137,7 +138,7 @@ def test_the_cli_replays_a_trace_and_exits_0(echo_trace):
 def test_the_cli_names_a_bad_trace_line_and_exits_2(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"trace": 1, "service": "replyer", "started": "x"}\n{oops\n')
-    result = cli("--replay", path, "-s", ECHO / "replyer.py")
+    result = cli("--config-from-trace", "--replay", path, "-s", ECHO / "replyer.py")
     assert result.returncode == 2 and "bad.jsonl:2:" in result.stderr
 
 
@@ -145,14 +146,15 @@ def test_a_changed_reply_fails_the_replay_naming_its_event_index(echo_trace, sf_
     edit_event(echo_trace, 3, lambda r: r["return_args"].update(text="echo: HELLO 1"))
 
     with pytest.raises(ReplayDivergence) as raised:
-        sf_trace.replay(ECHO / "replyer.py", echo_trace, mode="none")
+        sf_trace.replay(ECHO / "replyer.py", echo_trace, mode="none", config_from_trace=True)
     divergence = raised.value
     assert divergence.index == 3
     assert divergence.expected["return_args"]["text"] == "echo: HELLO 1"
     assert divergence.actual["return_args"]["text"] == "echo: hello 1"
     assert "event 3" in str(divergence) and '-    "text": "echo: HELLO 1"' in str(divergence)
 
-    result = cli("--replay", echo_trace, "-s", ECHO / "replyer.py", "-cl", "WARNING")
+    result = cli("--config-from-trace", "--replay", echo_trace, "-s", ECHO / "replyer.py", "-cl",
+                 "WARNING")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "replay diverged at event 3" in result.stdout
     assert "expected:" in result.stdout and "HELLO 1" in result.stdout
@@ -162,13 +164,14 @@ def test_a_changed_reply_fails_the_replay_naming_its_event_index(echo_trace, sf_
 def test_a_mask_lets_a_volatile_field_differ(echo_trace, sf_trace):
     edit_event(echo_trace, 5, lambda r: r["return_args"].update(count=99))
     with pytest.raises(ReplayDivergence) as raised:
-        sf_trace.replay(ECHO / "replyer.py", echo_trace, mode="none")
+        sf_trace.replay(ECHO / "replyer.py", echo_trace, mode="none", config_from_trace=True)
     assert raised.value.index == 5
 
     session = sf_trace.replay(ECHO / "replyer.py", echo_trace, mode="none",
-                              mask=["return_args.count"])
+                              mask=["return_args.count"], config_from_trace=True)
     assert session.report.compared == 3
-    assert cli("--replay", echo_trace, "-s", ECHO / "replyer.py", "-cl", "WARNING",
+    assert cli("--config-from-trace", "--replay", echo_trace, "-s", ECHO / "replyer.py", "-cl",
+               "WARNING",
                "--mask", "echo:return_args.count").returncode == 0
 
 
@@ -208,12 +211,13 @@ def test_a_timestamp_recorded_in_real_time_passes_the_replay_only_masked(stamp_t
     service, path = stamp_trace
     recorded = read_trace(path).events[1].payload["return_args"]["at"]
     with pytest.raises(ReplayDivergence, match="event 1") as raised:
-        sf_trace.replay(service, path, mode="none")  # on the bus's virtual clock
+        # on the bus's virtual clock
+        sf_trace.replay(service, path, mode="none", config_from_trace=True)
     start = sf_bus.clock.start.astimezone(timezone.utc).isoformat()[:16]
     assert raised.value.actual["return_args"]["at"]["$datetime"].startswith(start)
     assert not recorded.isoformat().startswith(start)
     assert sf_trace.replay(service, path, mode="none",
-                           mask="return_args.at").report.compared == 1
+                           mask="return_args.at", config_from_trace=True).report.compared == 1
 
 
 @pytest.fixture
@@ -238,14 +242,17 @@ def test_a_main_mode_service_replays_with_its_requests_answered_from_the_trace(
     assert trace.header["main_mode"] is True
     assert [(e.dir, e.kind) for e in trace.events] == [("out", "request"), ("in", "reply")] * 3
     capsys.readouterr()
-    session = sf_trace.replay(ECHO / "requester.py", requester_trace, mode="none")
+    session = sf_trace.replay(ECHO / "requester.py", requester_trace, mode="none",
+                              config_from_trace=True)
     assert (session.report.compared, session.report.answered) == (3, 3)
     assert "reply 2: echo: hello 2 (count=3, amount=3.00)" in capsys.readouterr().out
 
-    result = cli("--replay", requester_trace, "-s", ECHO / "requester.py", "-cl", "WARNING")
+    result = cli("--config-from-trace", "--replay", requester_trace, "-s", ECHO / "requester.py",
+                 "-cl", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     edit_event(requester_trace, 2, lambda r: r["args"].update(text="bonjour 1"))
-    result = cli("--replay", requester_trace, "-s", ECHO / "requester.py", "-cl", "WARNING")
+    result = cli("--config-from-trace", "--replay", requester_trace, "-s", ECHO / "requester.py",
+                 "-cl", "WARNING")
     assert result.returncode == 1 and "replay diverged at event 2" in result.stdout
 
 
@@ -266,7 +273,7 @@ def test_recording_works_on_the_memory_transport_and_replays_without_pytest(tmp_
     trace = read_trace(path)
     assert (trace.header["transport"], trace.header["seed"]) == ("memory", 5)
     assert len(trace.events) == 6
-    report = replay(path, ECHO / "replyer.py")
+    report = replay(path, ECHO / "replyer.py", config_from_trace=True)
     assert (report.fed, report.compared) == (3, 3)
 
 
@@ -300,12 +307,12 @@ def test_messages_are_fed_to_subscribers_and_published_messages_compared(tmp_pat
     assert [(e.dir, e.kind, e.name) for e in read_trace(path).events] == [
         ("in", "message", "ticks"), ("in", "message", "ticks"), ("out", "message", "alerts"),
         ("in", "message", "ticks"), ("out", "message", "alerts")]
-    session = sf_trace.replay(service, path, mode="none")
+    session = sf_trace.replay(service, path, mode="none", config_from_trace=True)
     assert (session.report.fed, session.report.compared) == (3, 2)
 
     edit_event(path, 4, lambda r: r["args"].update(price={"$decimal": "101.0"}))
     with pytest.raises(ReplayDivergence, match="event 4") as raised:
-        sf_trace.replay(service, path, mode="none")
+        sf_trace.replay(service, path, mode="none", config_from_trace=True)
     assert raised.value.actual["args"]["price"] == {"$decimal": "101"}  # the exact digits
 
 
@@ -316,12 +323,12 @@ def test_an_external_target_is_answered_from_the_recording(tmp_path, sf_bus, sf_
     assert harness.request("convert", {"amount": Decimal("100"), "currency_from": "EUR",
                                        "currency_to": "USD"})["amount"] == Decimal("108.23")
     harness.close()
-    assert sf_trace.replay(service, path, mode="none").report.answered == 1
+    assert sf_trace.replay(service, path, mode="none", config_from_trace=True).report.answered == 1
 
     # The replay uses the recorded rate, not the target: a changed rate changes the reply.
     edit_event(path, 2, lambda r: r["return_args"].update(rate={"$decimal": "2.0000"}))
     with pytest.raises(ReplayDivergence, match="event 3") as raised:
-        sf_trace.replay(service, path, mode="none")
+        sf_trace.replay(service, path, mode="none", config_from_trace=True)
     assert raised.value.actual["return_args"]["rate"] == {"$decimal": "2.0000"}
 
 
@@ -345,10 +352,11 @@ def test_out_state_updates_are_compared_with_a_volatile_timestamp_masked(produce
     assert [(e.dir, e.kind, e.payload["seq"]) for e in events] == [
         ("out", "state", seq) for seq in range(1, 7)]
     with pytest.raises(ReplayDivergence) as raised:  # recorded now, replayed in 2030
-        sf_trace.replay(ORDER_BOOK / "producer.py", producer_trace, mode="none")
+        sf_trace.replay(ORDER_BOOK / "producer.py", producer_trace, mode="none",
+                        config_from_trace=True)
     assert raised.value.index == 0 and "updated_time" in str(raised.value)
     session = sf_trace.replay(ORDER_BOOK / "producer.py", producer_trace, mode="none",
-                              mask=["args.updated_time"])
+                              mask=["args.updated_time"], config_from_trace=True)
     assert session.report.compared == 6
 
 
@@ -363,7 +371,7 @@ def test_sf_trace_records_a_harness_on_zmq_too(tmp_path, sf_service, sf_trace):
     assert [e.payload.get("args", e.payload.get("return_args"))["text"]
             for e in trace.events] == ["over zmq", "echo: over zmq"]
     assert sf_trace.replay(ECHO / "replyer.py", tmp_path / "zmq.jsonl",
-                           mode="none").report.compared == 1
+                           mode="none", config_from_trace=True).report.compared == 1
 
 
 # -- record modes, as VCR.py defines them ----------------------------------------------------
@@ -378,7 +386,7 @@ def test_mode_once_records_a_missing_trace_then_replays_it(tmp_path, sf_trace):
     first.harness.close()
     assert len(read_trace(path).events) == 4
 
-    second = sf_trace.replay(ECHO / "replyer.py", path, mode="once")
+    second = sf_trace.replay(ECHO / "replyer.py", path, mode="once", config_from_trace=True)
     assert second.mode == "replay" and second.report.compared == 2
     recorded = path.read_bytes()
     second.harness.request("echo", {"text": "c"})  # once: nothing more is written
@@ -393,7 +401,7 @@ def test_mode_new_episodes_replays_then_appends_new_interactions(tmp_path, sf_tr
     first.harness.request("echo", {"text": "a"})
     first.harness.close()
 
-    second = sf_trace.replay(ECHO / "replyer.py", path, mode="new_episodes")
+    second = sf_trace.replay(ECHO / "replyer.py", path, mode="new_episodes", config_from_trace=True)
     assert second.mode == "replay" and second.report.compared == 1
     assert second.harness.request("echo", {"text": "b"})["count"] == 2  # a new episode
     second.harness.close()
@@ -402,7 +410,7 @@ def test_mode_new_episodes_replays_then_appends_new_interactions(tmp_path, sf_tr
             for e in trace.events] == ["a", "echo: a", "b", "echo: b"]
     assert [e.t for e in trace.events] == sorted(e.t for e in trace.events)
 
-    third = sf_trace.replay(ECHO / "replyer.py", path, mode="none")
+    third = sf_trace.replay(ECHO / "replyer.py", path, mode="none", config_from_trace=True)
     assert third.report.compared == 2
 
 
@@ -467,7 +475,8 @@ def test_outbound_requests_are_answered_from_the_recording(gateway, sf_trace):
     assert [(e.dir, e.kind, e.name) for e in read_trace(path).events] == [
         ("in", "request", "ask"), ("out", "request", "backend"), ("in", "reply", "backend"),
         ("out", "reply", "ask")]
-    session = sf_trace.replay(service, path, mode="none")  # no stub: the trace answers
+    # no stub: the trace answers
+    session = sf_trace.replay(service, path, mode="none", config_from_trace=True)
     assert (session.report.answered, session.report.compared) == (1, 2)
 
 
@@ -478,7 +487,7 @@ def test_a_recorded_error_reply_is_raised_again_in_the_replay(gateway, sf_trace)
     edit_event(path, 3, lambda r: (r.update(kind="error", error={
         "type": "RemoteError", "message": "remote error from 'backend': Overloaded: try later"}),
         r.pop("return_args")))
-    assert sf_trace.replay(service, path, mode="none").report.compared == 2
+    assert sf_trace.replay(service, path, mode="none", config_from_trace=True).report.compared == 2
 
 
 def test_an_outbound_request_that_timed_out_times_out_again_in_the_replay(tmp_path, sf_bus,
@@ -497,7 +506,8 @@ def test_an_outbound_request_that_timed_out_times_out_again_in_the_replay(tmp_pa
         ("out", "error", "ask")]
     assert events[2].payload["error"] == {"type": "RequestTimeout", "raised": True,
                                           "message": timed_out.value.remote_message}
-    session = sf_trace.replay(service, path, mode="none")  # the same message, word for word
+    # the same message, word for word
+    session = sf_trace.replay(service, path, mode="none", config_from_trace=True)
     assert (session.report.answered, session.report.compared) == (1, 2)
 
 
@@ -517,12 +527,12 @@ def test_a_refused_request_is_recorded_as_received_and_its_error_reply_replayed(
         ("in", "request"), ("out", "reply")]
     assert [events[0].payload, events[2].payload] == [{"args": {"text": 5}},  # as received
                                                       {"args": ["not", "a", "map"]}]
-    session = sf_trace.replay(ECHO / "replyer.py", path, mode="none")
+    session = sf_trace.replay(ECHO / "replyer.py", path, mode="none", config_from_trace=True)
     assert (session.report.fed, session.report.compared, session.report.notes) == (3, 3, [])
 
     edit_event(path, 1, lambda r: r["error"].update(message="a different complaint"))
     with pytest.raises(ReplayDivergence, match=r"event 1 .*: the error differs") as raised:
-        sf_trace.replay(ECHO / "replyer.py", path, mode="none")
+        sf_trace.replay(ECHO / "replyer.py", path, mode="none", config_from_trace=True)
     assert raised.value.actual["error"]["type"] == "ArgumentError"
 
 
@@ -578,13 +588,13 @@ def test_an_external_target_that_raised_raises_again_in_the_replay(tmp_path, sf_
     # RequestTimeout and RemoteError come back as they were; any other type as a
     # RemoteError that carries it (errors.py says why), which this handler catches.
     with pytest.raises(ReplayDivergence, match="event 11") as raised:
-        sf_trace.replay(service, path, mode="none")
+        sf_trace.replay(service, path, mode="none", config_from_trace=True)
     assert raised.value.expected["error"]["type"] == "ValueError"
     assert raised.value.actual == {"dir": "out", "kind": "reply", "name": "fetch", "return_args": {
         "status": "ValueError: no such feed: odd (feed)"}}
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:9]) + "\n")  # the first two exchanges only
-    assert sf_trace.replay(service, path, mode="none").report.compared == 4
+    assert sf_trace.replay(service, path, mode="none", config_from_trace=True).report.compared == 4
 
 
 def test_a_recorded_error_is_raised_again_as_the_service_saw_it():
@@ -604,7 +614,7 @@ def test_a_recorded_error_is_raised_again_as_the_service_saw_it():
 
 def test_a_new_interaction_after_a_replay_is_an_error_in_mode_none(gateway, sf_trace):
     service, path = gateway
-    session = sf_trace.replay(service, path, mode="none")
+    session = sf_trace.replay(service, path, mode="none", config_from_trace=True)
     with pytest.raises(RemoteError) as raised:
         session.harness.request("ask", {"q": 5})  # backend was never asked for 5
     assert raised.value.remote_type == "ReplayDivergence"
@@ -617,7 +627,7 @@ def test_a_new_interaction_during_a_replay_is_a_divergence(gateway, sf_trace):
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0], lines[1], lines[4]]) + "\n")  # no backend exchange
     with pytest.raises(ReplayDivergence) as raised:
-        sf_trace.replay(service, path, mode="none")
+        sf_trace.replay(service, path, mode="none", config_from_trace=True)
     assert raised.value.index == 1
     assert raised.value.actual["kind"] == "request" and raised.value.actual["name"] == "backend"
     sf_trace.check()  # reported by the replay itself, not again at the end
@@ -628,7 +638,7 @@ def test_new_episodes_go_live_and_are_appended_with_their_outbound_requests(gate
     service, path = gateway
     harness = sf_bus.service(service)
     harness.stub("backend", returns={"answer": 70})
-    session = sf_trace.replay(harness, path, mode="new_episodes")
+    session = sf_trace.replay(harness, path, mode="new_episodes", config_from_trace=True)
     assert session.report.answered == 1  # the recorded answer, not the stub's
     assert harness.request("ask", {"q": 7}) == {"answer": 71}  # the stub again: live
     harness.close()
@@ -642,7 +652,7 @@ def test_extra_output_is_reported_at_the_end(echo_trace, sf_trace):
     lines = echo_trace.read_text().splitlines()
     echo_trace.write_text("\n".join(lines[:-1]) + "\n")  # the last reply is not recorded
     with pytest.raises(ReplayDivergence) as raised:
-        sf_trace.replay(ECHO / "replyer.py", echo_trace, mode="none")
+        sf_trace.replay(ECHO / "replyer.py", echo_trace, mode="none", config_from_trace=True)
     assert raised.value.index == 5 and raised.value.expected is None
     assert "after the last event" in str(raised.value)
 
@@ -796,7 +806,7 @@ def order_book_trace(tmp_path) -> tuple[Path, list[dict]]:
 def test_the_order_book_consumer_recorded_over_zmq_replays_on_memory(order_book_trace,
                                                                       sf_trace):
     path, books = order_book_trace
-    session = sf_trace.replay(ORDER_BOOK / "consumer.py", path, mode="none")
+    session = sf_trace.replay(ORDER_BOOK / "consumer.py", path, mode="none", config_from_trace=True)
     assert session.report.compared == len(books)
     assert session.report.fed >= 31 + len(books)  # every state update and every request
     assert session.harness.states["book"] == books[-1]
@@ -812,5 +822,5 @@ def test_a_changed_state_update_shows_in_the_replayed_replies(order_book_trace, 
     edit_event(path, last_update, lambda r: r["args"].update(
         updated_time={"$datetime": "2001-01-01T00:00:00+00:00"}))
     with pytest.raises(ReplayDivergence) as raised:
-        sf_trace.replay(ORDER_BOOK / "consumer.py", path, mode="none")
+        sf_trace.replay(ORDER_BOOK / "consumer.py", path, mode="none", config_from_trace=True)
     assert raised.value.index == first_reply

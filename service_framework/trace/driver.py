@@ -104,7 +104,9 @@ class ReplayDriver:
         self.mode_name = "none"  # named in new-interaction errors
         self.roles: list[Any] = []
         self._queues: dict[str, deque[int]] = {}  # out connection -> its out request indexes
-        self._answer_of: dict[int, Event] = {}
+        # out request index -> the index of its answer (an index, not the event: a
+        # streamed trace reads events again when asked, so a long replay stays small)
+        self._answer_of: dict[int, int] = {}
         self._saved_stubs: dict[str, Any] = {}
         self._peers = Peers(bus, "replay")
         self._sources: dict[str, RecordedStateSource] = {}
@@ -162,7 +164,7 @@ class ReplayDriver:
                                   == event.workflow_id), waiting[0] if waiting else None)
                     if match is not None:
                         waiting.remove(match)
-                        self._answer_of[match] = event
+                        self._answer_of[match] = index
                 elif kind == "error" and in_type == "replyer":
                     role = SKIP
                     self.report.notes.append(f"event {index}: a request to {name!r} that could "
@@ -220,7 +222,8 @@ class ReplayDriver:
             raise divergence
         index = queue.popleft()
         self.report.answered += 1
-        answer = self._answer_of.get(index)
+        answer_index = self._answer_of.get(index)
+        answer = None if answer_index is None else self.trace.events[answer_index]
         if answer is None:  # an older trace (timeouts were not recorded) or one cut short
             raise RequestTimeout(f"replay: no reply was recorded for the out request {name!r} "
                                  f"at event {index}")

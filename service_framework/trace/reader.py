@@ -1,22 +1,33 @@
-"""Reading a trace: `TraceReader` streams its events, `read_trace` loads them all.
+"""Reading a trace: `TraceReader` streams its events; `read_trace` loads them all, or with
+`stream=True` keeps only where each event starts and reads it again when asked.
 
 Every line is checked; anything malformed raises `TraceFormatError` naming the file and
 the line, and a last line without its newline is reported as an interrupted recording.
+Bounds: only a regular file is read (a FIFO or a device is refused), and one line may hold
+at most `MAX_LINE_BYTES` (a longer one is an error, not an allocation).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, overload
 
 from ..errors import TraceFormatError
 from ..events import Event
+from ..wire.codec import DEFAULT_MAX_MESSAGE_BYTES
 from . import tagged_json
 from .format import BASE_KEYS, DIRECTIONS, KINDS, TRACE_VERSION
 
-__all__ = ["Trace", "TraceReader", "read_trace"]
+__all__ = ["MAX_LINE_BYTES", "StreamedEvents", "Trace", "TraceReader", "read_trace"]
+
+MAX_LINE_BYTES = 4 * DEFAULT_MAX_MESSAGE_BYTES
+"""The longest trace line read (64 MiB): a message of up to `max_message_bytes` in tagged
+JSON (bytes in base64, Decimals as strings) with room to spare."""
 
 
 @dataclass
@@ -25,8 +36,8 @@ class Trace:
 
     path: str | None
     header: dict
-    events: list[Event] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)  # file line of each event
+    events: Sequence[Event] = field(default_factory=list)
+    lines: Sequence[int] = field(default_factory=list)  # file line of each event
 
     @property
     def service(self) -> str:
@@ -44,21 +55,32 @@ class Trace:
 class TraceReader:
     """Reads a trace lazily: `header`, then the events by iteration (lines checked one by one)."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self.path = os.fspath(path)
+        self.max_line_bytes = max_line_bytes
         try:
-            self._file = open(self.path, "rb")
+            self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close()
         except FileNotFoundError:
             raise TraceFormatError("trace file not found", path=self.path) from None
+        except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
+            raise TraceFormatError(f"cannot open: {getattr(error, 'strerror', None) or error}",
+                                   path=self.path) from None
+        if not stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
+            self._file.close()
+            raise TraceFormatError("not a regular file", path=self.path)
         self._number = 0
+        self.offset = 0  # where the line last read began
         self.header = self._read_header()
 
     def _next_line(self) -> bytes | None:
         while True:
-            raw = self._file.readline()
+            self.offset = self._file.tell()
+            raw = self._file.readline(self.max_line_bytes + 1)
             if not raw:
                 return None
             self._number += 1
+            if len(raw) > self.max_line_bytes:
+                self._fail(f"line longer than {self.max_line_bytes} bytes")
             if not raw.endswith(b"\n"):
                 if not raw.strip():
                     return None
@@ -75,6 +97,8 @@ class TraceReader:
             return json.loads(raw)
         except ValueError as error:
             self._fail(f"not valid JSON: {error}")
+        except RecursionError:
+            self._fail("not valid JSON: nested too deeply")
 
     def _read_header(self) -> dict:
         raw = self._next_line()
@@ -94,8 +118,8 @@ class TraceReader:
             self._fail(f"header: 'seed' must be an integer, got {header['seed']!r}")
         try:
             return tagged_json.from_jsonable(header)
-        except (ValueError, TypeError, ArithmeticError) as error:
-            self._fail(f"header: {error}")
+        except (ValueError, TypeError, ArithmeticError, RecursionError) as error:
+            self._fail(f"header: {error or 'nested too deeply'}")
 
     def __iter__(self) -> Iterator[tuple[int, Event]]:
         """(line number, event) for each event line."""
@@ -122,8 +146,8 @@ class TraceReader:
         try:
             payload = {key: tagged_json.from_jsonable(value) for key, value in record.items()
                        if key not in BASE_KEYS}
-        except (ValueError, TypeError, ArithmeticError) as error:
-            self._fail(f"bad tagged value: {error}")
+        except (ValueError, TypeError, ArithmeticError, RecursionError) as error:
+            self._fail(f"bad tagged value: {error or 'nested too deeply'}")
         return Event(float(t), record["dir"], record["kind"], record["name"],
                      record["workflow_id"], payload)
 
@@ -137,11 +161,66 @@ class TraceReader:
         self.close()
 
 
-def read_trace(path: str | os.PathLike) -> Trace:
-    """The whole trace; `TraceFormatError` naming the line of the first bad one."""
-    with TraceReader(path) as reader:
-        trace = Trace(reader.path, reader.header)
+    def event_at(self, offset: int, number: int) -> Event:
+        """The event of the line at byte `offset` (line `number`), read again."""
+        self._file.seek(offset)
+        self._number = number - 1
+        raw = self._next_line()
+        if raw is None:
+            self._fail("the trace changed while it was replayed")
+        return self._event(self._json(raw))
+
+
+class StreamedEvents(Sequence[Event]):
+    """The events of a trace file, each read again when asked: memory holds two integers
+    per event (where it starts, its line), never the events themselves."""
+
+    def __init__(self, reader: TraceReader) -> None:
+        self._reader = reader
+        self._offsets, self.lines = array("q"), array("q")
+        for number, _ in reader:  # every line is checked once, here
+            self._offsets.append(reader.offset)
+            self.lines.append(number)
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self._reader.event_at(self._offsets[index], self.lines[index])
+
+    def __iter__(self) -> Iterator[Event]:
+        for index in range(len(self)):
+            yield self[index]
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def read_trace(path: str | os.PathLike, *, stream: bool = False) -> Trace:
+    """The whole trace; `TraceFormatError` naming the line of the first bad one.
+
+    `stream=True` checks every line but keeps none: the events are read again from the
+    file when they are used (a replay of a trace larger than memory); close the trace's
+    `events` (`StreamedEvents.close`) when done.
+    """
+    reader = TraceReader(path)
+    if stream:
+        try:
+            events = StreamedEvents(reader)
+        except BaseException:
+            reader.close()
+            raise
+        return Trace(reader.path, reader.header, events, events.lines)
+    with reader:
+        trace = Trace(reader.path, reader.header, [], [])
         for number, event in reader:
-            trace.events.append(event)
-            trace.lines.append(number)
+            trace.events.append(event)  # type: ignore[attr-defined]
+            trace.lines.append(number)  # type: ignore[attr-defined]
     return trace

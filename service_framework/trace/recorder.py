@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..config import redact_config
 from ..errors import TraceFormatError
 from ..events import Event
 from ..logs import get_logger
@@ -17,7 +18,7 @@ from .format import TRACE_VERSION
 from .lines import event_line, json_line, tagged
 from .tagged_json import _Real
 
-__all__ = ["TraceRecorder", "DEFAULT_FLUSH_EVERY", "DEFAULT_FLUSH_INTERVAL_S", "safe_config"]
+__all__ = ["TraceRecorder", "DEFAULT_FLUSH_EVERY", "DEFAULT_FLUSH_INTERVAL_S"]
 
 log = get_logger()
 DEFAULT_FLUSH_EVERY = 256
@@ -42,18 +43,6 @@ def _snapshot(value: Any) -> Any:
         return _snapshot(dict(value) if isinstance(value, dict) else
                          list(value) if isinstance(value, list) else set(value))
     return value
-
-
-def safe_config(config: Mapping) -> dict:
-    """The config without secrets: no `security` section, no key that contains 'secret'."""
-    def clean(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {key: clean(item) for key, item in value.items()
-                    if not (isinstance(key, str) and ("secret" in key.lower()
-                                                      or key == "security"))}
-        return value
-
-    return clean(dict(config))
 
 
 class TraceRecorder:
@@ -109,7 +98,8 @@ class TraceRecorder:
         """Records every event of `runtime` from now on (its start too, if it has not opened)."""
         definition = runtime.definition
         extra = {"transport": runtime.transport.name, "main_mode": definition.main_mode,
-                 "includes_start": not runtime.opened, "config": safe_config(runtime.config)}
+                 "includes_start": not runtime.opened, "config": redact_config(
+                     runtime.config, runtime.definition.secret_config_keys)}
         recorder = cls(path, service=runtime.name, started=runtime.clock.now(),
                        start=runtime.clock.monotonic(), seed=seed, extra=extra, append=append,
                        **options)

@@ -6,6 +6,7 @@ Only `service_framework/transport/` imports `zmq`: this module (sockets, pollers
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import threading
@@ -15,6 +16,7 @@ from typing import Collection, Sequence
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from ..errors import ConfigError
 from .base import Frames, Poller, Socket, SocketKind, Transport
 from .clocks import WallClock
 from .threads import ThreadScheduler
@@ -74,13 +76,21 @@ class ZmqSocket(Socket):
         self.queue = _DRAIN
 
     def bind(self, endpoint: str) -> str:
-        self.raw.bind(endpoint)
+        try:
+            self.raw.bind(endpoint)
+        except zmq.ZMQError as error:
+            raise ConfigError(f"{self.owner}: cannot bind {endpoint}: "
+                              f"{_endpoint_problem(error, endpoint)}") from None
         bound = self.raw.getsockopt(zmq.LAST_ENDPOINT).decode()
         self._bound.append(bound)
         return bound
 
     def connect(self, endpoint: str) -> None:
-        self.raw.connect(endpoint)
+        try:
+            self.raw.connect(endpoint)
+        except zmq.ZMQError as error:
+            raise ConfigError(f"{self.owner}: cannot connect to {endpoint}: "
+                              f"{_endpoint_problem(error, endpoint)}") from None
 
     def send(self, frames: Frames) -> bool:
         send = self._send
@@ -290,6 +300,26 @@ class ZmqTransport(Transport):
 
     def poller(self, *, owner: str) -> Poller:
         return ZmqPoller()
+
+
+# What libzmq's errno means for an endpoint from an addresses file, said for its reader.
+_ENDPOINT_PROBLEMS = {
+    errno.EADDRINUSE: "address already in use (another process listens there)",
+    errno.EADDRNOTAVAIL: "address not on this machine (bind to one of its addresses, or *)",
+    errno.ENODEV: "cannot resolve the host or interface (a bind takes an address of this "
+                  "machine, an interface name or *)",
+    errno.ENAMETOOLONG: "ipc path too long",
+    errno.EPROTONOSUPPORT: "unknown transport (expected tcp://, ipc:// or inproc://)",
+}
+# The longest ipc path (sun_path of sockaddr_un, less its terminating NUL).
+MAX_IPC_PATH = 107
+
+
+def _endpoint_problem(error: zmq.ZMQError, endpoint: str) -> str:
+    if endpoint.startswith("ipc://") and (error.errno == errno.ENAMETOOLONG
+                                          or "ipc path" in str(error)):
+        return f"ipc path too long ({len(endpoint) - 6} bytes; at most {MAX_IPC_PATH})"
+    return _ENDPOINT_PROBLEMS.get(error.errno) or error.strerror or str(error)
 
 
 _default: ZmqTransport | None = None

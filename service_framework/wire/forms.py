@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from ..errors import ModelError, TypeFormError
 
-__all__ = ["AnyDecimal", "allows_non_finite", "map_args", "translate_type", "type_name"]
+__all__ = ["AnyDecimal", "Secret", "allows_non_finite", "is_secret", "map_args",
+           "translate_type", "type_name", "unwrap_secret"]
 
 _NONE = type(None)
 _UNIONS = (Union, types.UnionType)
@@ -34,6 +35,32 @@ _NON_FINITE_ALLOWED = _NonFiniteAllowed()
 # `validation.is_finite_decimal`); a model that wants NaN, sNaN or Infinity says
 # `AnyDecimal`, and an exponent out of range is still refused.
 AnyDecimal = Annotated[Decimal, _NON_FINITE_ALLOWED]
+
+
+class _SecretMarker:
+    def __repr__(self) -> str:
+        return "secret"
+
+
+_SECRET = _SecretMarker()
+
+
+class Secret:
+    """Marks a `config_model` value as secret: ``{"db_password": Secret[str]}``. Its value
+    is checked like the inner type, never written to a trace header and never quoted in an
+    error message. (Keys named like password, token, secret or key are treated so too.)"""
+
+    def __class_getitem__(cls, form: Any) -> Any:
+        return Annotated[form, _SECRET]
+
+
+def is_secret(form: Any) -> bool:
+    return get_origin(form) is Annotated and _SECRET in form.__metadata__
+
+
+def unwrap_secret(form: Any) -> Any:
+    """The type inside `Secret[...]` (the form itself otherwise)."""
+    return get_args(form)[0] if is_secret(form) else form
 
 
 def allows_non_finite(form: Any) -> bool:

@@ -22,7 +22,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
@@ -153,6 +153,8 @@ def _compile_loop(form: Any) -> Predicate | None:
     if origin is None:
         return _plain_predicate(form) if isinstance(form, type) else None
     args = get_args(form)
+    if origin is Annotated:  # metadata such as Secret changes nothing of the check
+        return _compile_loop(args[0])
     if origin in _UNIONS:
         preds = [_compile_loop(m) for m in args]  # Optional[plain] is the common case
         if any(p is None for p in preds):
@@ -326,6 +328,7 @@ class ArgsChecker:
         self.optional: dict[str, Any] = {k: forms[k] for k in (optional or {})}
         self.forms = forms
         self.keys: frozenset[str] = frozenset(forms)
+        self.hidden: frozenset[str] = frozenset()  # keys whose values errors never quote
         self._required_keys = frozenset(self.required)
         self._checks: dict[str, Predicate] = {}
         self._partial_checks: dict[str, Predicate] = {}
@@ -384,10 +387,12 @@ class ArgsChecker:
 
     def _wrong(self, key: str, value: Any, partial: bool) -> None:
         form = self.forms[key]
-        detail = _explain_partial(form, value) if partial else _explain(form, value)
+        detail = ("" if key in self.hidden else
+                  _explain_partial(form, value) if partial else _explain(form, value))
         expected = type_name(form)
         if partial and not expected.endswith("| None"):
             expected += " or None"
+        shown = "(hidden: a secret)" if key in self.hidden else _short(value)
         message = (f"{self.owner}: key {key!r} expected {expected}, "
-                   f"got {_tname(value)} {_short(value)}")
+                   f"got {_tname(value)} {shown}")
         raise ArgumentError(message + (f" ({detail})" if detail else ""))

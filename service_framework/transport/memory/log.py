@@ -6,12 +6,30 @@ from typing import Sequence
 
 from ..base import Frames
 
+_SHOWN = 64  # frames up to this long are shown whole, longer ones by length and prefix
+
+
+class _Clipped:
+    """What the log shows of a long frame."""
+
+    __slots__ = ("length", "prefix")
+
+    def __init__(self, frame: bytes) -> None:
+        self.length, self.prefix = len(frame), bytes(frame[:32])
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: slice) -> bytes:
+        return self.prefix[index]
+
 
 class DeliveryLog(Sequence[str]):
     """One line per delivered message, `"<t> <from>-><to> <frames hex>"`.
 
-    Delivering only keeps a reference to the frames (bytes, never changed once sent);
-    lines are formatted when read, so recording costs the hot path almost nothing.
+    Delivering keeps a reference to small frames (bytes, never changed once sent) and only
+    what the line shows of a long one (its length and first 32 bytes), so the log of a long
+    run holds no message bodies; lines are formatted when read.
     """
 
     def __init__(self) -> None:
@@ -19,6 +37,8 @@ class DeliveryLog(Sequence[str]):
         self._lines: list[str] = []
 
     def record(self, t: float, src: str, dst: str, frames: Frames) -> None:
+        if len(frames[-1]) > _SHOWN:  # the body is the frame that can be long
+            frames = [frame if len(frame) <= _SHOWN else _Clipped(frame) for frame in frames]
         self._entries.append((t, src, dst, frames))
 
     def _format(self) -> list[str]:

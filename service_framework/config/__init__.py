@@ -18,6 +18,7 @@ import collections.abc as cabc
 import enum
 import json
 import os
+import re
 import shlex
 import types
 import uuid
@@ -27,13 +28,46 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from .errors import ArgumentError, ConfigArgumentError, ConfigError
-from .logs import get_logger
-from .wire.forms import allows_non_finite, translate_type, type_name
-from .wire.validation import ArgsChecker, make_predicate, parse_decimal
+from ..errors import ArgumentError, ConfigArgumentError, ConfigError
+from ..logs import get_logger
+from ..wire.forms import allows_non_finite, is_secret, translate_type, type_name, unwrap_secret
+from ..wire.validation import ArgsChecker, make_predicate, parse_decimal
+from .files import read_json
 
-__all__ = ["Extras", "build_config", "coerce_json", "convert_value", "flatten_sections",
-           "load_config_file", "parse_extras"]
+__all__ = ["Extras", "REDACTED", "build_config", "coerce_json", "convert_value",
+           "flatten_sections", "is_secret_key", "load_config_file", "parse_extras",
+           "redact_config", "secret_keys"]
+
+# Config keys whose values are never written down (trace headers, error messages): those
+# named like a secret, and those the model marks `Secret[...]`.
+_SECRET_NAME = re.compile(r"pass(word|wd|phrase)?|token|secret|key|credential", re.IGNORECASE)
+REDACTED = "***"
+
+
+def is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and _SECRET_NAME.search(key) is not None
+
+
+def secret_keys(config_model: Mapping | None) -> frozenset[str]:
+    """The keys of `config_model` whose values are secret (by name or `Secret[...]`)."""
+    if not isinstance(config_model, Mapping):
+        return frozenset()
+    required, optional = _model_forms(config_model)
+    forms = {**(required or {}), **(optional or {})}
+    return frozenset(key for key, form in forms.items() if is_secret(form) or is_secret_key(key))
+
+
+def redact_config(config: Mapping, secret: frozenset[str] = frozenset()) -> dict:
+    """A copy of `config` with every secret value replaced by `REDACTED` (at any depth by
+    name; `secret` names top-level keys the model marks) and no `security` section."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {key: REDACTED if is_secret_key(key) else clean(item)
+                    for key, item in value.items() if key != "security"}
+        return value
+
+    return {key: REDACTED if key in secret else clean_value
+            for key, clean_value in clean(dict(config)).items()}
 
 _SECTIONS = ("required", "optional")
 _TRUE = {"true", "1", "yes"}
@@ -43,22 +77,9 @@ _NONE = type(None)
 _ISO = {datetime: datetime.fromisoformat, date: date.fromisoformat, time: time.fromisoformat}
 
 
-def read_json_file(path: str | os.PathLike, what: str) -> object:
-    """The JSON in a file; a ConfigError naming `what` and the file when it cannot be read."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {os.fspath(path)}: not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{what} {os.fspath(path)}: invalid JSON: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{what} {os.fspath(path)}: cannot read: {exc}") from None
-
-
 def load_config_file(path: str | os.PathLike) -> dict:
     """Read a JSON config file (flat, or with required/optional sections) into a flat dict."""
-    data = read_json_file(path, "config file")
+    data = read_json(path, "config file")
     if not isinstance(data, dict):
         raise ConfigError(f"config file {os.fspath(path)}: expected a JSON object, "
                           f"got {type(data).__name__}")
@@ -161,14 +182,17 @@ def convert_value(key: str, raw: str, form: Any) -> Any:
     ``Any`` keeps the string. Raises ConfigError when the value does not convert.
     """
     form = translate_type(form, where=f"config key {key!r}")
+    hidden = is_secret(form) or is_secret_key(key)
+    form = unwrap_secret(form)
     try:
         value = _from_string(raw, form)
     except (ValueError, TypeError, ArithmeticError) as exc:
         explained = isinstance(exc, json.JSONDecodeError) or (
             form is Decimal or allows_non_finite(form)) and isinstance(exc, ValueError)
         reason = f" ({exc})" if explained else ""
-        raise ConfigError(f"config key {key!r}: cannot convert {raw!r} to "
-                          f"{type_name(form)}{reason}") from None
+        shown = "its value (hidden: a secret)" if hidden else repr(raw)
+        raise ConfigError(f"config key {key!r}: cannot convert {shown} to "
+                          f"{type_name(form)}{'' if hidden else reason}") from None
     return value
 
 
@@ -335,11 +359,13 @@ def build_config(config_model: Mapping | None, *, file_config: Mapping | None = 
     if config_model is not None:
         required, optional = _model_forms(config_model)
         checker = ArgsChecker("config", required, optional, where="config_model")
+        checker.hidden = secret_keys(config_model)
         forms = checker.forms
     config: dict = {}
     if file_config:
         for key, value in flatten_sections(file_config, where="config file").items():
-            config[key] = coerce_json(value, forms[key]) if key in forms else value
+            config[key] = coerce_json(value, unwrap_secret(forms[key])) if key in forms \
+                else value
     if extras:
         _check_bare(extras, None if checker is None else forms)
     for key, raw in (extras or {}).items():
