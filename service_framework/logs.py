@@ -1,10 +1,22 @@
-"""The framework logger: workflow ids on every record, handlers set up once."""
+"""The framework logger: workflow ids on every record, handlers set up once.
+
+A peer cannot flood or forge the log (bounds documented in the README's Limits):
+- `SafeFormatter` writes each record as one line of at most `MAX_LINE_CHARS` characters:
+  control characters (a newline in a workflow id, an ANSI escape) are escaped, long peer
+  data is cut with a note of how much; a traceback follows on lines that start with
+  `  | `, so no line of it can pass for a record.
+- `RateLimit` lets at most `BURST` warnings (and errors) per call site through in each
+  `WINDOW_S`; the next one that passes says how many were suppressed.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import logging
 import logging.handlers
+import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ConfigError
@@ -27,7 +39,81 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+MAX_LINE_CHARS = 1000
+BURST = 20
+WINDOW_S = 10.0
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or f"\\x{ord(char):02x}" \
+        if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def one_line(text: str, limit: int = MAX_LINE_CHARS) -> str:
+    """`text` cut to `limit` characters (saying how many were cut), control characters
+    escaped: safe to write as (part of) one log line."""
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text) - limit} more characters cut)"
+    return _CONTROL.sub(_escape, text)
+
+
+class SafeFormatter(logging.Formatter):
+    """One bounded line per record, whatever a peer put into its message or workflow id."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        record.message = one_line(message, MAX_LINE_CHARS // 2)
+        for field in ("workflow_id", "service"):
+            value = getattr(record, field, None)
+            if isinstance(value, str) and (len(value) > 64 or _CONTROL.search(value)):
+                setattr(record, field, one_line(value, 64))
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = one_line(self.formatMessage(record))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        details = [text for text in (record.exc_text, record.stack_info) if text]
+        if details:  # our own traceback, whose exception message may hold peer data
+            line += "".join(f"\n  | {one_line(part)}" for text in details
+                            for part in text.splitlines())
+        return line
+
+
+class RateLimit(logging.Filter):
+    """At most `burst` records of level WARNING or more per call site in each `window_s`
+    (a peer sending 100k bad messages gets a few lines, not 100k)."""
+
+    def __init__(self, burst: int = BURST, window_s: float = WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.burst, self.window_s, self.clock = burst, window_s, clock
+        self._sites: dict[tuple[str, int], list] = {}  # site -> [window start, count, held]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        now = self.clock()
+        site = self._sites.get((record.pathname, record.lineno))
+        if site is None:
+            if len(self._sites) >= 10_000:  # call sites are few; bounded all the same
+                self._sites.clear()
+            site = self._sites[(record.pathname, record.lineno)] = [now, 0, 0]
+        if now - site[0] >= self.window_s:
+            site[0], site[1] = now, 0
+        site[1] += 1
+        if site[1] > self.burst:
+            site[2] += 1
+            return False
+        if site[2]:
+            record.msg = f"{record.msg} [{site[2]} similar message(s) suppressed]"
+            site[2] = 0
+        return True
+
+
 _filter = _ContextFilter()
+_rate_limit = RateLimit()
 _handlers: dict[str, logging.Handler] = {}
 
 
@@ -36,6 +122,7 @@ def get_logger() -> logging.Logger:
     logger = logging.getLogger(LOGGER_NAME)
     if _filter not in logger.filters:
         logger.addFilter(_filter)
+        logger.addFilter(_rate_limit)
     return logger
 
 
@@ -62,7 +149,7 @@ def setup_logging(console_loglevel: str | int = "INFO", log_path: str | None = N
     console = _handlers.get("console")
     if console is None:
         console = logging.StreamHandler()
-        console.setFormatter(logging.Formatter(_FORMAT))
+        console.setFormatter(SafeFormatter(_FORMAT))
         console.addFilter(_filter)
         logger.addHandler(console)
         _handlers["console"] = console
@@ -75,7 +162,7 @@ def setup_logging(console_loglevel: str | int = "INFO", log_path: str | None = N
             Path(log_path).parent.mkdir(parents=True, exist_ok=True)
             handler = logging.handlers.TimedRotatingFileHandler(
                 log_path, when="H", backupCount=int(backup_count), encoding="utf-8")
-            handler.setFormatter(logging.Formatter(_FORMAT))
+            handler.setFormatter(SafeFormatter(_FORMAT))
             handler.addFilter(_filter)
             logger.addHandler(handler)
             _handlers[key] = handler

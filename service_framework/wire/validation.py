@@ -383,7 +383,7 @@ class ArgsChecker:
 
     def _unknown(self, key: Any) -> None:
         allowed = ", ".join(repr(k) for k in self.forms) or "none"
-        raise ArgumentError(f"{self.owner}: unknown key {key!r} (allowed keys: {allowed})")
+        raise ArgumentError(f"{self.owner}: unknown key {_short(key)} (allowed keys: {allowed})")
 
     def _wrong(self, key: str, value: Any, partial: bool) -> None:
         form = self.forms[key]

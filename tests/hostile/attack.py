@@ -22,15 +22,17 @@ class Target:
         self.log_path = tmp_path / f"{service.stem}.log"
         path = tmp_path / f"{service.stem}_addresses.json"
         path.write_text(json.dumps(addresses))
-        with open(self.log_path, "w") as log:
+        self.out_path = tmp_path / f"{service.stem}.out"
+        with open(self.log_path, "w") as log, open(self.out_path, "w") as out:
             self.process = subprocess.Popen(cli_command("-s", service, "-a", path, *extras),
-                                            stdout=log, stderr=subprocess.STDOUT)
+                                            stdout=out, stderr=log)
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def log(self) -> str:
+        """What the service logged (stderr; its prints go to `out_path`)."""
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 10.0) -> int:
