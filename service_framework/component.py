@@ -95,18 +95,30 @@ def describe_topic(topic: bytes) -> str:
 
 
 class SubscriptionCounter:
-    """Counts live subscriptions per topic from the messages an XPUB socket receives."""
+    """Counts the live subscriptions that match one topic, from the messages an XPUB
+    socket receives.
 
-    def __init__(self) -> None:
+    Bounded whatever subscribers send: only prefixes of the topic are kept (ZMQ filters are
+    prefixes, nothing else can match), so at most `len(topic) + 1` entries; a flood of
+    other or duplicate subscriptions costs a read each and nothing more.
+    """
+
+    def __init__(self, topic: bytes = b"") -> None:
+        self.topic = topic
         self.counts: dict[bytes, int] = {}
 
     def read(self, socket: Socket) -> None:
+        """Reads every queued subscription message (and keeps the socket's queue empty)."""
+        topic, counts = self.topic, self.counts
         while (frames := socket.recv()) is not None:
             message = frames[0]
+            prefix = message[1:]
+            if not topic.startswith(prefix):
+                continue
             if message[:1] == b"\x01":
-                self.counts[message[1:]] = self.counts.get(message[1:], 0) + 1
+                counts[prefix] = counts.get(prefix, 0) + 1
             elif message[:1] == b"\x00":
-                self.counts[message[1:]] = max(0, self.counts.get(message[1:], 0) - 1)
+                counts[prefix] = max(0, counts.get(prefix, 0) - 1)
 
     def matching(self, topic: bytes) -> int:
         # ZMQ filters are prefixes: a subscription to b"" or to a prefix also receives us.

@@ -114,6 +114,12 @@ class RateLimit(logging.Filter):
 
 _filter = _ContextFilter()
 _rate_limit = RateLimit()
+
+
+def reset_rate_limit() -> None:
+    """Forgets what was suppressed so far (the pytest plugin calls it before each test, so
+    one test's flood does not silence the next one's warnings)."""
+    _rate_limit._sites.clear()
 _handlers: dict[str, logging.Handler] = {}
 
 

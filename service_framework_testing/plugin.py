@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import pytest
 
 from service_framework.errors import InvariantViolation
+from service_framework.logs import reset_rate_limit
 from service_framework.service import running_services
 from service_framework.transport.memory import DEFAULT_START, MemoryBus
 from service_framework.transport.zmq import default_zmq_transport
@@ -139,6 +140,7 @@ def _check_leaks(before: set[int], threads_before: set[threading.Thread], bus: T
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """After the test body: a service survived an error the test did not expect? Then the
     test fails, though the service went on (checked with no line of test code)."""
+    reset_rate_limit()  # each test sees its own warnings, whatever the last one flooded
     result = yield
     bus = getattr(item, "funcargs", {}).get("sf_bus")
     if isinstance(bus, TestBus) and item.get_closest_marker("sf_simulate") is None \

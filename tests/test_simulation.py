@@ -97,7 +97,7 @@ def test_the_determinism_check_names_the_first_delivery_that_differs(sf_bus):
     result = sweep(sf_bus, nondeterministic, runs=3, faults="calm", check_determinism=True,
                    artifacts=None)
     assert result.failure is not None and result.failure.seed == 0
-    assert re.search(r"not deterministic: delivery \d+ differs \(link exchange\.",
+    assert re.search(r"not deterministic: delivery 0 differs \(link harness\.trade->exchange\.",
                      str(result.failure.error))
 
 

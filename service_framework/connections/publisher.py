@@ -26,8 +26,10 @@ recovers with a snapshot; a subscriber can find gaps if its messages carry numbe
 
 from __future__ import annotations
 
+import uuid
+
 from ..component import SubscriptionCounter, topic_bytes, wait_for_subscribers
-from ..wire.envelope import encode_request
+from ..wire.envelope import encode_publication
 from .outbound import OutboundConnection
 
 DEFAULT_WAIT_FOR_SUBSCRIBERS_S = 5.0
@@ -51,11 +53,20 @@ class Publisher(OutboundConnection):
             if self.wait_for_subscribers_s > 0:
                 self.min_subscribers = max(self.min_subscribers, 1)
         self.is_x_pub = bool(creation.get("is_x_pub", False))
-        self.subscriptions = SubscriptionCounter()
+        self.subscriptions = SubscriptionCounter(self.topic)
         self.waited = self.min_subscribers <= 0
+        # Who numbers the publications (subscribers count gaps per origin): random over
+        # ZeroMQ, from the names on the memory bus (its bytes are the same for a seed).
+        self.origin = (f"{runtime.name}.{self.name}" if runtime.transport.seed is not None
+                       else uuid.uuid4().hex[:16])
+        self.published = 0
 
     def open(self) -> None:
         self.socket = self.open_socket("publisher", hwm=int(self.spec.creation.get("hwm", 1000)))
+        if self.waited:  # no subscriber to wait for: read subscriptions as they come (a
+            # flood must not queue up in libzmq), and only a topic's first one
+            self.socket.quiet_subscriptions()
+            self.runtime.watch(self.socket, self.subscriptions.read)
 
     def wait_for_subscribers(self) -> bool:
         """Blocks (up to `wait_for_subscribers_s`) until `min_subscribers` have subscribed."""
@@ -68,7 +79,13 @@ class Publisher(OutboundConnection):
         if not self.waited:
             self.waited = True
             self.wait_for_subscribers()
-        body = encode_request(workflow_id, args, max_bytes=runtime.max_message_bytes)
+            # Nothing counts them from now on: a duplicate is not even queued. (Not watched:
+            # this may be main's thread, the loop's poller is the loop's; what queues now
+            # is bounded by the socket's high-water mark.)
+            self.socket.quiet_subscriptions()
+        self.published += 1
+        body = encode_publication(workflow_id, args, self.origin, self.published,
+                                  max_bytes=runtime.max_message_bytes)
         runtime.emit("out", "message", self.name, workflow_id, args=args)
         self.socket.send([self.topic, body])  # never refused: drops are per subscriber
         return {}

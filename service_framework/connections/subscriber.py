@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..component import Component, describe_topic
-from ..logs import get_logger
+from ..logs import get_logger, one_line
 from ..transport.base import Frames, Socket
 from ..wire.codec import CodecError
 from ..wire.envelope import EnvelopeError, decode_request
@@ -11,6 +11,7 @@ from .publisher import topic_bytes
 
 log = get_logger()
 BATCH = 256
+MAX_ORIGINS = 1024  # publishers whose numbering is followed (for counting what was lost)
 # A subscriber that has heard nothing on its topic this long after subscribing warns, once:
 # most often its publisher sends on another topic (or another address).
 SILENCE_WARNING_S = 10.0
@@ -25,6 +26,8 @@ class Subscriber(Component):
         self.is_binder = bool(spec.creation.get("is_binder", False))
         self.received = 0  # messages taken off the socket, good or bad (the harness waits on it)
         self.other_topics = 0  # prefix matches of another topic, dropped
+        self.lost = 0  # publications numbered by their publisher that never arrived
+        self._last_seq: dict[str, int] = {}
         self._silence_deadline: float | None = None  # None once heard (or warned)
 
     def open(self) -> None:
@@ -60,6 +63,20 @@ class Subscriber(Component):
                 return
             self.handle(frames)
 
+    def _count_gap(self, origin: str, seq: int) -> None:
+        """Publications lost on the way from `origin` (a full queue drops them silently)."""
+        last = self._last_seq.get(origin)
+        if last is None and len(self._last_seq) >= MAX_ORIGINS:
+            self._last_seq.clear()  # bounded: a peer inventing origins costs nothing
+        self._last_seq[origin] = seq
+        if last is not None and seq > last + 1:
+            missed = seq - last - 1
+            self.lost += missed
+            self.runtime.count("publications_lost", missed)
+            log.warning("%s: %d publication(s) from %s lost on the way (%d so far): a full "
+                        "queue drops them, the publisher is not told", self.label, missed,
+                        one_line(origin, 64), self.lost)
+
     def handle(self, frames: Frames) -> None:
         runtime = self.runtime
         self.received += 1
@@ -82,6 +99,8 @@ class Subscriber(Component):
             runtime.count("bad_messages")
             log.warning("%s: dropped a bad message: %s", self.label, error)
             return
+        if message.seq.__class__ is int and message.origin.__class__ is str:
+            self._count_gap(message.origin, message.seq)
         runtime.emit("in", "message", self.name, workflow_id, args=args)
         runtime.run_handler_guarded(self.spec.handler, args, workflow_id,
                                     where=f"{self.label}: handler", counter="handler_errors")

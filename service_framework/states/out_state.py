@@ -135,7 +135,7 @@ class OutState(Component):
                                  heartbeat_s=self.heartbeat_s,
                                  max_bytes=runtime.max_message_bytes)
         self.lock = threading.Lock()
-        self.subscriptions = SubscriptionCounter()
+        self.subscriptions = SubscriptionCounter(self.topic)
         self.publisher: Socket | None = None
         self.replyer: Socket | None = None
         self._last_sent = 0.0
@@ -161,6 +161,11 @@ class OutState(Component):
 
     def open(self) -> None:
         self.publisher = self.open_socket("publisher", hwm=self.hwm)
+        if self._wait_s <= 0:  # subscriptions are counted only for `wait_after_creation_s`:
+            # else read them as they come (a flood must not queue up in libzmq), and only a
+            # topic's first one
+            self.publisher.quiet_subscriptions()
+            self.runtime.watch(self.publisher, self._read_subscriptions)
         if self.has_address("replyer"):  # a full-update state may serve no snapshots
             self.replyer = self.open_socket("replyer")
             self.runtime.watch(self.replyer, self.on_request)
@@ -221,6 +226,8 @@ class OutState(Component):
         finally:
             with self.lock:
                 self._waiting = False
+                if not self._close_after_wait:
+                    publisher.quiet_subscriptions()
                 if self._close_after_wait:
                     Component.close(self)
                     self.publisher = self.replyer = None
@@ -254,9 +261,14 @@ class OutState(Component):
             if self._waiting:  # the first update waits on the socket: no heartbeat yet
                 self._last_sent = now
                 return
-            self.subscriptions.read(publisher)  # XPUB queues subscriptions: keep it empty
+            self.subscriptions.read(publisher)  # after a wait nothing else reads them
             publisher.send([self.topic, self.core.heartbeat()])
             self._last_sent = now
+
+    def _read_subscriptions(self, socket: Socket) -> None:
+        with self.lock:
+            if not self._waiting:  # else the waiting thread reads them (one socket, one user)
+                self.subscriptions.read(socket)
 
     # -- snapshot replies (loop thread) ---------------------------------------------------
     def on_request(self, socket: Socket) -> None:

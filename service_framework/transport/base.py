@@ -83,6 +83,11 @@ class Socket(abc.ABC):
     @abc.abstractmethod
     def subscribe(self, topic: bytes) -> None: ...
 
+    def quiet_subscriptions(self) -> None:
+        """XPUB: from now on only a topic's first subscription and last unsubscription are
+        reported (XPUB_VERBOSE off), so a flood of duplicate subscriptions cannot grow the
+        socket's queue. Called once nothing needs to count subscribers any more."""
+
     # CurveZMQ (SPEC §15). Called before `bind`/`connect`; keys are Z85 text as bytes.
     def secure_server(self, public: bytes, secret: bytes, *, domain: str,
                       allowed: Collection[bytes]) -> None:

@@ -85,6 +85,10 @@ class ZmqSocket(Socket):
         self._bound.append(bound)
         return bound
 
+    def quiet_subscriptions(self) -> None:
+        if self.kind is SocketKind.XPUB:
+            self.raw.setsockopt(zmq.XPUB_VERBOSE, 0)
+
     def connect(self, endpoint: str) -> None:
         try:
             self.raw.connect(endpoint)

@@ -2,7 +2,10 @@
 
 A request is `{"v": 1, "workflow_id", "args", "rid"}`; a reply carries the same `rid` and
 either `return_args` or `error: {type, message}`. `rid` lets a requester that retried drop
-a late answer to a request it gave up on.
+a late answer to a request it gave up on. A publication may add `pub` (who published it)
+and `seq` (its number from that publisher, from 1), so a subscriber can count what it lost:
+libzmq tells a publisher nothing of the copies it dropped for a full subscriber. Peers
+that send neither are accepted.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ class Request(NamedTuple):
     workflow_id: str
     args: Any
     rid: Any
+    origin: Any = None  # a publication's `pub`
+    seq: Any = None  # a publication's number
 
 
 class Reply(NamedTuple):
@@ -31,6 +36,12 @@ class Reply(NamedTuple):
 def encode_request(workflow_id: str, args: Any, rid: Any = None, *, max_bytes: int) -> bytes:
     return codec.pack({"v": VERSION, "workflow_id": workflow_id, "args": args, "rid": rid},
                       max_bytes=max_bytes)
+
+
+def encode_publication(workflow_id: str, args: Any, origin: str, seq: int, *,
+                       max_bytes: int) -> bytes:
+    return codec.pack({"v": VERSION, "workflow_id": workflow_id, "args": args, "rid": None,
+                       "pub": origin, "seq": seq}, max_bytes=max_bytes)
 
 
 def encode_reply(workflow_id: str, rid: Any, return_args: Any, *, max_bytes: int) -> bytes:
@@ -77,11 +88,13 @@ def decode_request(body: bytes, *, max_bytes: int) -> Request:
     if message.__class__ is dict and "args" in message:
         version, workflow_id = message.get("v"), message.get("workflow_id")
         if version.__class__ is int and version == VERSION and workflow_id.__class__ is str:
-            return _new_tuple(Request, (workflow_id, message["args"], message.get("rid")))
+            return _new_tuple(Request, (workflow_id, message["args"], message.get("rid"),
+                                        message.get("pub"), message.get("seq")))
     message = _checked(message)
     if "args" not in message:
         raise EnvelopeError("request envelope has no 'args'")
-    return Request(message.get("workflow_id") or "", message["args"], message.get("rid"))
+    return Request(message.get("workflow_id") or "", message["args"], message.get("rid"),
+                   message.get("pub"), message.get("seq"))
 
 
 def decode_reply(body: bytes, *, max_bytes: int) -> Reply:

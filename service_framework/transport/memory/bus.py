@@ -139,7 +139,9 @@ class MemoryBus(Transport):
         for sub, pub in ((a, b), (b, a)):
             if sub.kind is SocketKind.SUB and pub.kind is SocketKind.XPUB:
                 for topic in sub.subscriptions:
-                    pub.inbox.append([b"\x01" + topic])
+                    if pub.verbose or not any(topic in peer.subscriptions
+                                              for peer in pub.peers if peer is not sub):
+                        pub.inbox.append([b"\x01" + topic])
         for dealer, peer in ((a, b), (b, a)):
             while dealer.kind is SocketKind.DEALER and dealer.unsent:
                 self._transmit(dealer, peer, [dealer.identity, *dealer.unsent.popleft()])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Sequence
 
 from ..base import Frames
@@ -10,18 +11,19 @@ _SHOWN = 64  # frames up to this long are shown whole, longer ones by length and
 
 
 class _Clipped:
-    """What the log shows of a long frame."""
+    """What the log shows of a long frame: its length, first 32 bytes and a CRC-32 of the
+    whole (two runs whose long frames differ past the prefix still log different lines)."""
 
-    __slots__ = ("length", "prefix")
+    __slots__ = ("length", "prefix", "crc")
 
     def __init__(self, frame: bytes) -> None:
-        self.length, self.prefix = len(frame), bytes(frame[:32])
+        self.length, self.prefix, self.crc = len(frame), bytes(frame[:32]), zlib.crc32(frame)
 
-    def __len__(self) -> int:
-        return self.length
 
-    def __getitem__(self, index: slice) -> bytes:
-        return self.prefix[index]
+def _shown(frame: bytes | _Clipped) -> str:
+    if frame.__class__ is _Clipped:
+        return f"{frame.length}B:{frame.prefix.hex()}#{frame.crc:08x}"  # type: ignore[union-attr]
+    return frame.hex()  # type: ignore[union-attr]
 
 
 class DeliveryLog(Sequence[str]):
@@ -44,9 +46,7 @@ class DeliveryLog(Sequence[str]):
     def _format(self) -> list[str]:
         lines, entries = self._lines, self._entries
         for t, src, dst, frames in entries[len(lines):]:
-            lines.append(f"{t:.6f} {src}->{dst} " + " ".join(
-                frame.hex() if len(frame) <= 64 else f"{len(frame)}B:" + frame[:32].hex()
-                for frame in frames))
+            lines.append(f"{t:.6f} {src}->{dst} " + " ".join(map(_shown, frames)))
         return lines
 
     def __len__(self) -> int:

@@ -45,6 +45,7 @@ class MemorySocket(Socket):
         self.inbox: deque[Frames] = deque()
         self.peers: list[MemorySocket] = []
         self.subscriptions: list[bytes] = []
+        self.verbose = True  # XPUB: every subscription reaches recv (see quiet_subscriptions)
         self.bound: list[str] = []
         self.connected: list[str] = []
         self.unsent: deque[Frames] = deque()  # a DEALER's messages before any peer exists
@@ -113,6 +114,9 @@ class MemorySocket(Socket):
 
     def recv(self) -> Frames | None:
         return self.inbox.popleft() if self.inbox else None
+
+    def quiet_subscriptions(self) -> None:
+        self.verbose = False
 
     def subscribe(self, topic: bytes) -> None:
         self.subscriptions.append(bytes(topic))
