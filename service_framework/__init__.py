@@ -21,9 +21,9 @@ from .errors import (
 )
 from .logs import get_logger
 from .service import Service
-from .wire.forms import AnyDecimal
+from .wire.forms import AnyDecimal, Secret
 
-__all__ = ["Service", "get_logger", "AnyDecimal", "ArgumentError", "ModelError", "ConfigError",
+__all__ = ["Service", "get_logger", "AnyDecimal", "Secret", "ArgumentError", "ModelError", "ConfigError",
            "RequestTimeout", "RemoteError", "ServiceFrameworkError", "ConfigArgumentError",
            "ServiceStopping", "CodecError", "EnvelopeError", "ProtocolError",
            "TraceFormatError", "TypeFormError", "ReplayError", "ReplayDivergence",

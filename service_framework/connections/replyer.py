@@ -11,6 +11,7 @@ from ..component import Component
 from ..errors import ArgumentError
 from ..logs import get_logger
 from ..transport.base import Frames, Socket
+from ..transport.peer_budget import DEFAULT_PEER_BYTES
 from ..wire.codec import CodecError
 from ..wire.envelope import EnvelopeError, decode_request, encode_error, encode_reply
 
@@ -28,6 +29,7 @@ class Replyer(Component):
 
     def open(self) -> None:
         self.socket = self.open_socket("replyer")
+        self.socket.limit_peer_bytes(DEFAULT_PEER_BYTES)  # a client that never reads
         self.runtime.watch(self.socket, self.on_readable)
 
     def on_readable(self, socket: Socket) -> None:
@@ -42,8 +44,11 @@ class Replyer(Component):
 
     def handle(self, socket: Socket, frames: Frames) -> None:
         reply = self.answer(frames)
-        if reply is not None:
-            socket.send(frames[:-1] + [reply])
+        if reply is not None and not socket.send(frames[:-1] + [reply]):
+            self.runtime.count("replies_dropped")
+            log.warning("%s: dropped a reply of %d bytes: its client has not read the ones "
+                        "before it (more than %d bytes held for it)", self.label, len(reply),
+                        DEFAULT_PEER_BYTES)
 
     def answer(self, frames: Frames) -> bytes | None:
         """The reply body for one request; None when it cannot be routed back."""

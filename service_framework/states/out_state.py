@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ..component import Component, SubscriptionCounter, topic_bytes, wait_for_subscribers
 from ..logs import get_logger
 from ..transport.base import Frames, Socket
+from ..transport.peer_budget import DEFAULT_PEER_BYTES
+from ..wire import codec
 from ..wire.codec import DEFAULT_MAX_MESSAGE_BYTES, CodecError
 from . import protocol
 from .merge import copy_value, merge_patch, replace_value
@@ -65,6 +67,7 @@ class OutStateCore:
         self.seq = 0
         self.heartbeat_s = heartbeat_s
         self.max_bytes = max_bytes
+        self._packed: tuple[tuple[str, int], bytes] | None = None  # (epoch, seq), the value
 
     def update(self, args: Mapping, is_snapshot: bool = False,
                workflow_id: str | None = None) -> bytes:
@@ -85,9 +88,13 @@ class OutStateCore:
         return body
 
     def snapshot(self, rid: str | None = None) -> bytes:
-        """The reply to a snapshot request: the whole value at the current seq."""
-        return protocol.encode_snapshot(rid, self.epoch, self.seq, self.value,
-                                        self.heartbeat_s, max_bytes=self.max_bytes)
+        """The reply to a snapshot request: the whole value at the current seq (packed once
+        per seq, however many in sides ask for it)."""
+        key = (self.epoch, self.seq)
+        if self._packed is None or self._packed[0] != key:
+            self._packed = (key, codec.pack(self.value, max_bytes=self.max_bytes))
+        return protocol.encode_snapshot_around(rid, self.epoch, self.seq, self._packed[1],
+                                               self.heartbeat_s, max_bytes=self.max_bytes)
 
     def heartbeat(self) -> bytes:
         return protocol.encode_heartbeat(self.epoch, self.seq, self.heartbeat_s)
@@ -168,6 +175,7 @@ class OutState(Component):
             self.runtime.watch(self.publisher, self._read_subscriptions)
         if self.has_address("replyer"):  # a full-update state may serve no snapshots
             self.replyer = self.open_socket("replyer")
+            self.replyer.limit_peer_bytes(DEFAULT_PEER_BYTES)  # an in side that never reads
             self.runtime.watch(self.replyer, self.on_request)
         self._last_sent = self.runtime.clock.monotonic()
 
@@ -296,4 +304,8 @@ class OutState(Component):
                 runtime.count("snapshot_errors")
                 log.error("%s: cannot encode the snapshot: %s", self.label, error)
                 continue
-            socket.send(frames[:-1] + [body])
+            if not socket.send(frames[:-1] + [body]):
+                runtime.count("snapshots_dropped")
+                log.warning("%s: dropped a snapshot reply: its in side has not read the ones "
+                            "before it (more than %d bytes held for it)", self.label,
+                            DEFAULT_PEER_BYTES)

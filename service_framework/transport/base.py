@@ -83,6 +83,11 @@ class Socket(abc.ABC):
     @abc.abstractmethod
     def subscribe(self, topic: bytes) -> None: ...
 
+    def limit_peer_bytes(self, max_bytes: int) -> None:
+        """ROUTER: refuse (send returns False) a reply to a peer that still holds `max_bytes`
+        of earlier ones unread (`transport.peer_budget`). The memory bus bounds a peer's
+        queue by count only (`hwm`)."""
+
     def quiet_subscriptions(self) -> None:
         """XPUB: from now on only a topic's first subscription and last unsubscription are
         reported (XPUB_VERBOSE off), so a flood of duplicate subscriptions cannot grow the

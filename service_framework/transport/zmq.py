@@ -19,6 +19,7 @@ from zmq.utils.monitor import recv_monitor_message
 from ..errors import ConfigError
 from .base import Frames, Poller, Socket, SocketKind, Transport
 from .clocks import WallClock
+from .peer_budget import INCOMING_PER_PEER, TRACK_BYTES, PeerBudget
 from .threads import ThreadScheduler
 from .zap import Zap, zap_for
 
@@ -45,7 +46,7 @@ _POLLED, _ASK, _DRAIN = 0, 1, 2
 
 
 class ZmqSocket(Socket):
-    __slots__ = ("kind", "owner", "raw", "_send", "_recv", "_bound", "_zap", "queue")
+    __slots__ = ("kind", "owner", "raw", "_send", "_recv", "_bound", "_zap", "queue", "budget")
 
     def __init__(self, context: zmq.Context, kind: SocketKind, owner: str, hwm: int,
                  max_bytes: int | None = None) -> None:
@@ -74,6 +75,7 @@ class ZmqSocket(Socket):
         self._bound: list[str] = []
         self._zap: tuple[Zap, str] | None = None
         self.queue = _DRAIN
+        self.budget: PeerBudget | None = None  # ROUTER replies, per peer (limit_peer_bytes)
 
     def bind(self, endpoint: str) -> str:
         try:
@@ -96,9 +98,19 @@ class ZmqSocket(Socket):
             raise ConfigError(f"{self.owner}: cannot connect to {endpoint}: "
                               f"{_endpoint_problem(error, endpoint)}") from None
 
+    def limit_peer_bytes(self, max_bytes: int) -> None:
+        if self.kind is SocketKind.ROUTER:
+            self.budget = PeerBudget(max_bytes)
+            # The other way too: requests a peer pipelines wait in its own queue, not here
+            # (read per connection as it is made: set before any peer connects).
+            self.raw.setsockopt(zmq.RCVHWM, INCOMING_PER_PEER)
+
     def send(self, frames: Frames) -> bool:
         send = self._send
         last = len(frames) - 1
+        budget = self.budget
+        if budget is not None and len(frames[last]) >= TRACK_BYTES:
+            return self._send_tracked(budget, frames)
         try:
             if len(frames[last]) >= ZERO_COPY_BYTES:
                 self.raw.send_multipart(frames, _NOBLOCK, copy=False)
@@ -109,6 +121,17 @@ class ZmqSocket(Socket):
             send(frames[last], _NOBLOCK)
         except zmq.Again:
             return False
+        return True
+
+    def _send_tracked(self, budget: PeerBudget, frames: Frames) -> bool:
+        identity, size = bytes(frames[0]), len(frames[-1])
+        if not budget.admits(identity, size):
+            return False
+        try:
+            tracker = self.raw.send_multipart(frames, _NOBLOCK, copy=False, track=True)
+        except zmq.Again:
+            return False
+        budget.track(identity, tracker, size)
         return True
 
     def recv(self) -> Frames | None:

@@ -10,6 +10,7 @@ duplicate 1 KB subscriptions grow a publisher and an out-state by under 20 MiB.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import zmq
@@ -72,6 +73,7 @@ def test_a_stuck_subscriber_does_not_starve_a_healthy_one(tmp_path):
 
 
 def test_a_subscriber_counts_publications_lost_on_the_way(sf_bus, caplog):
+    caplog.set_level(logging.WARNING, logger="service_framework")
     addresses = EXAMPLES / "pubsub" / "addresses.json"
     subscriber = sf_bus.service(EXAMPLES / "pubsub" / "subscriber.py", addresses=addresses)
     publisher = sf_bus.service(EXAMPLES / "pubsub" / "publisher.py", main_mode=True,

@@ -3,7 +3,7 @@
 
 import importlib
 
-from service_framework.wire.forms import Secret
+from service_framework import Secret
 
 connection_models = {"in": {"ask": {
     "connection_type": "replyer",

@@ -1,0 +1,66 @@
+"""What a ROUTER socket still holds for each peer, in bytes.
+
+libzmq bounds a peer's outgoing queue by message count only (SNDHWM): a client that sends
+requests and never reads the replies pins up to HWM replies of any size (three such
+clients echoing 1 MB held 1.4 GiB). Large replies are therefore sent zero-copy with a
+tracker, which says when libzmq has let go of the buffer (handed it to the kernel, or
+dropped it with its peer); a peer holding `max_bytes` of them gets no more until it reads.
+Replies under `TRACK_BYTES` are not tracked: HWM × TRACK_BYTES bounds them (16 MiB).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+TRACK_BYTES = 16 * 1024
+DEFAULT_PEER_BYTES = 16 * 1024 * 1024
+# Requests queued per peer before libzmq stops reading its connection (TCP backpressure
+# then holds the rest on the client's side): 16 × max_message_bytes at most.
+INCOMING_PER_PEER = 16
+_SWEEP_EVERY = 256  # tracked sends between sweeps of the peers that are gone or done
+_MAX_PEERS = 10_000
+
+
+class PeerBudget:
+    def __init__(self, max_bytes: int = DEFAULT_PEER_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._held: dict[bytes, deque[tuple[Any, int]]] = {}
+        self._bytes: dict[bytes, int] = {}
+        self._tracked = 0
+        self.refused = 0  # replies not sent: their peer held too much already
+
+    def admits(self, identity: bytes, size: int) -> bool:
+        held = self._release(identity)
+        if held and held + size > self.max_bytes:
+            self.refused += 1
+            return False
+        return True
+
+    def track(self, identity: bytes, tracker: Any, size: int) -> None:
+        if identity not in self._held:
+            if len(self._held) >= _MAX_PEERS:
+                self._sweep()
+            self._held[identity], self._bytes[identity] = deque(), 0
+        self._held[identity].append((tracker, size))
+        self._bytes[identity] += size
+        self._tracked += 1
+        if self._tracked % _SWEEP_EVERY == 0:
+            self._sweep()
+
+    def held(self, identity: bytes) -> int:
+        return self._release(identity)
+
+    def _release(self, identity: bytes) -> int:
+        ledger = self._held.get(identity)
+        if ledger is None:
+            return 0
+        while ledger and ledger[0][0].done:  # libzmq lets go in order, per peer
+            self._bytes[identity] -= ledger.popleft()[1]
+        return self._bytes[identity]
+
+    def _sweep(self) -> None:
+        """Forgets peers holding nothing (gone, or reading): their ledgers are the memory."""
+        for identity in list(self._held):
+            if not self._release(identity):
+                del self._held[identity], self._bytes[identity]
