@@ -88,7 +88,18 @@ def _summary(definition) -> str:
     lines.append(f"  config keys: {', '.join(sorted(definition.config)) or 'none'}")
     if definition.security is not None:
         lines.append(f"  security: {definition.security.summary()}")
+    if (note := _main_without_m(definition)) is not None:
+        lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def _main_without_m(definition) -> str | None:
+    """The word a service with `main` started without -m deserves: else it serves forever
+    and its main never runs, silently."""
+    if definition.main_mode or not callable(getattr(definition.module, "main", None)):
+        return None
+    return (f"{definition.name} defines main() but runs without -m: main will not run; "
+            "add -m to run it (main mode)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,6 +143,8 @@ def _run(parser: argparse.ArgumentParser, options: argparse.Namespace, rest: lis
                       console_loglevel=options.console_loglevel, log_path=options.log_path,
                       file_loglevel=options.file_loglevel, backup_count=options.backup_count,
                       record_path=options.record_path, extras=extras)
+    if (note := _main_without_m(service.definition)) is not None:
+        print(f"service_framework: warning: {note}", file=sys.stderr)
     try:
         if options.main_mode:
             service.run_service_as_main_blocking()

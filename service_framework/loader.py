@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 
 from . import addresses as _addresses
 from . import config as _config
+from . import models as _models
 from . import security as _security
 from .addresses import socket_plan
 from .errors import ConfigError, ModelError
@@ -167,10 +168,20 @@ def load_service(spec: str | os.PathLike | types.ModuleType, *,
         if value is not None and not callable(value):
             raise ModelError(f"{hook}: expected a function, got {type(value).__name__}")
     definition.init_function = getattr(module, "init_function", None)
+    if definition.init_function is not None:
+        _models.check_signature(definition.init_function, 3, "init_function",
+                                "init_function(to_send, states, config)")
     for signal_name in ("sigint", "sigterm"):
         handler = getattr(module, f"{signal_name}_handler", None)
         if handler is not None:
+            _models.check_signature(handler, 5, f"{signal_name}_handler",
+                                    f"{signal_name}_handler(signum, frame, to_send, states, "
+                                    "config)")
             definition.signal_handlers[signal_name.upper()] = handler
+    main = getattr(module, "main", None)
+    if main is not None and not main_mode and _positional_count(main, "main") not in (2, 3, -1):
+        raise ModelError("main: expected main(to_send, config) or main(to_send, states, "
+                         f"config), it takes {_positional_count(main, 'main')} arguments")
     if addresses is None and addresses_for is not None:
         definition.addresses = dict(addresses_for(definition))
     if main_mode:

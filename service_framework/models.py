@@ -6,7 +6,9 @@ arguments). A spec is what the runtime uses: side, type, checkers, handler, crea
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -170,11 +172,60 @@ _CREATION_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
 }
 
 
+# Creation arguments that hold something other than a checked value: handlers, targets.
+_OTHER_CREATION_KEYS: dict[str, frozenset[str]] = {
+    "replyer": frozenset({"on_new_request"}),
+    "subscriber": frozenset({"on_new_message"}),
+    "external_target": frozenset({"target", "func_to_call"}),
+    "state": frozenset({"on_update"}),
+}
+# 0.0.12 named an inbound handler after what it handles (`on_new_cancel_order`, SPEC §3):
+# a callable under such a key is the handler too.
+_HANDLER_PREFIX = "on_new_"
+
+
+def known_creation_keys(kind: str) -> frozenset[str]:
+    """The creation arguments a connection or state type takes (`kind`: a connection type,
+    or "state")."""
+    return frozenset(_CREATION_RULES.get(kind, {})) | _OTHER_CREATION_KEYS.get(kind, frozenset())
+
+
 def _check_creation(kind: str, creation: Mapping, where: str) -> None:
-    """Values the framework itself reads are checked at load, not when sockets open."""
+    """Values the framework itself reads are checked at load, not when sockets open; an
+    unknown key is a typo until proven otherwise (a default would silently be used)."""
+    known = known_creation_keys(kind)
+    for key in creation:
+        if key in known or (isinstance(key, str) and key.startswith(_HANDLER_PREFIX)
+                            and kind in ("replyer", "subscriber") and callable(creation[key])):
+            continue
+        near = difflib.get_close_matches(str(key), sorted(known), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ModelError(f"{where}: unknown creation argument {key!r}{hint} (a {kind} takes "
+                         f"{', '.join(sorted(known)) or 'none'})")
     for key, (check, expected) in _CREATION_RULES.get(kind, {}).items():
         if key in creation and not check(creation[key]):
             raise ModelError(f"{where}.{key}: expected {expected}, got {creation[key]!r}")
+
+
+def check_signature(function: Callable, count: int, where: str, expected: str) -> None:
+    """A ModelError unless `function` can be called with `count` positional arguments
+    (callables whose signature Python cannot read, such as some builtins, pass)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*range(count))
+    except TypeError as error:
+        raise ModelError(f"{where}: expected {expected}, but {_name(function)}{signature} "
+                         f"cannot be called so ({error})") from None
+
+
+def _name(function: Callable) -> str:
+    return getattr(function, "__qualname__", None) or type(function).__name__
+
+
+HANDLER_SIGNATURE = "handler(args, to_send, states, config)"
 
 
 def _find_handler(creation: Mapping, preferred: str | None, where: str,
@@ -186,7 +237,8 @@ def _find_handler(creation: Mapping, preferred: str | None, where: str,
                              f"got {type(handler).__name__}")
         return handler
     callables = [key for key, value in creation.items()
-                 if callable(value) and not isinstance(value, type)]
+                 if callable(value) and not isinstance(value, type)
+                 and isinstance(key, str) and key.startswith(_HANDLER_PREFIX)]
     if len(callables) == 1:
         return creation[callables[0]]
     if len(callables) > 1:
@@ -246,6 +298,7 @@ def connection_specs(models: Any, setup: Mapping | None) -> dict[tuple[str, str]
             creation["target"] = resolve_target(target, where)
         if side == "in":
             handler = _find_handler(creation, HANDLER_KEYS.get(kind), where, required=True)
+            check_signature(handler, 4, f"{where} handler", HANDLER_SIGNATURE)
         args = _checker(f"connection {name!r} arguments", model, "arguments", where)
         returns = None
         if kind in ("replyer", "requester", "external_target"):
@@ -281,6 +334,8 @@ def state_specs(models: Any, setup: Mapping | None) -> dict[tuple[str, str], Sta
                              f"got {type(on_update).__name__}")
         if on_update is not None and side == "out":
             raise ModelError(f"{where}.on_update: only in-states take an on_update handler")
+        if on_update is not None:
+            check_signature(on_update, 4, f"{where}.on_update", HANDLER_SIGNATURE)
         value = _checker(f"state {name!r}", model, "arguments", where)
         specs[(side, name)] = StateSpec(name, side, kind, state_type, creation, value,
                                         frozenset(protocol), on_update)

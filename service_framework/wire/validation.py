@@ -392,7 +392,8 @@ class ArgsChecker:
         expected = type_name(form)
         if partial and not expected.endswith("| None"):
             expected += " or None"
-        shown = "(hidden: a secret)" if key in self.hidden else _short(value)
+        shown = ("(hidden: a secret)" if key in self.hidden else
+                 "" if value is None else _short(value))  # not "got None None"
         message = (f"{self.owner}: key {key!r} expected {expected}, "
-                   f"got {_tname(value)} {shown}")
+                   f"got {_tname(value)} {shown}".rstrip())
         raise ArgumentError(message + (f" ({detail})" if detail else ""))
