@@ -23,7 +23,8 @@ from .logs import get_logger
 from .service import Service
 from .wire.forms import AnyDecimal, Secret
 
-__all__ = ["Service", "get_logger", "AnyDecimal", "Secret", "ArgumentError", "ModelError", "ConfigError",
+__all__ = ["Service", "get_logger", "AnyDecimal", "Secret", "ArgumentError", "ModelError",
+           "ConfigError",
            "RequestTimeout", "RemoteError", "ServiceFrameworkError", "ConfigArgumentError",
            "ServiceStopping", "CodecError", "EnvelopeError", "ProtocolError",
            "TraceFormatError", "TypeFormError", "ReplayError", "ReplayDivergence",
