@@ -143,7 +143,7 @@ def _run(parser: argparse.ArgumentParser, options: argparse.Namespace, rest: lis
                       console_loglevel=options.console_loglevel, log_path=options.log_path,
                       file_loglevel=options.file_loglevel, backup_count=options.backup_count,
                       record_path=options.record_path, extras=extras)
-    if (note := _main_without_m(service.definition)) is not None:
+    if not options.main_mode and (note := _main_without_m(service.definition)) is not None:
         print(f"service_framework: warning: {note}", file=sys.stderr)
     try:
         if options.main_mode:

@@ -3,10 +3,11 @@ naming the file's place, from the CLI (exit 2, one line) and in-process."""
 
 from __future__ import annotations
 
+import signal
 import textwrap
 
 import pytest
-from helpers import EXAMPLES, run_cli
+from helpers import EXAMPLES, catches_signal, finish, run_cli, start_cli, wait_until
 
 from service_framework import ArgumentError
 from service_framework.errors import ModelError
@@ -105,6 +106,15 @@ def test_main_without_m_is_said_at_check_and_at_start(tmp_path):
     result = run_cli("-s", path, "--check")
     assert result.returncode == 0 and "defines main() but runs without -m" in result.stdout
     assert "without -m" not in run_cli("-s", path, "-m", "--check").stdout
+    ran = run_cli("-s", path, "-m", "-cl", "WARNING")  # main returns: the service stops
+    assert ran.returncode == 0 and "without -m" not in ran.stderr, ran.stderr
+    plain = start_cli("-s", path, "-cl", "WARNING")  # serves until stopped
+    try:
+        wait_until(lambda: plain.poll() is None and catches_signal(plain.pid, signal.SIGTERM),
+                   timeout=15, message="the service running")
+    finally:
+        _, _, err = finish(plain, send=signal.SIGTERM)
+    assert "defines main() but runs without -m" in err
 
 
 def test_the_examples_still_pass_the_check():
