@@ -34,8 +34,9 @@ EXIT_OK, EXIT_CRASH, EXIT_LOAD_ERROR = 0, 1, 2
 LOAD_ERRORS = (ModelError, ConfigError, ArgumentError)
 
 
-def build_parser(replaying: bool = True) -> argparse.ArgumentParser:
-    """The framework's flags; `--mask` exists only with `--replay`, else it is a config extra."""
+def build_parser() -> argparse.ArgumentParser:
+    """The framework's flags (`--mask` means something only with `--replay`; without it,
+    `main` hands it on as the config extra it was in 0.0.12)."""
     parser = argparse.ArgumentParser(
         prog="service_framework", allow_abbrev=False,  # `--log x` is an extra, never `-l`
         description="Run a service_framework service over ZeroMQ.",
@@ -67,10 +68,11 @@ def build_parser(replaying: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--config-from-trace", action="store_true",
                         help="with --replay: run with the config recorded in the trace's "
                              "header (checked by config_model) instead of -c and flags")
-    if replaying:
-        parser.add_argument("--mask", metavar="KEY.PATH", action="append", dest="mask",
-                            help="with --replay: a volatile field not to compare, e.g. "
-                                 "return_args.count or args.updated_time (repeatable)")
+    parser.add_argument("--mask", metavar="KEY.PATH[,KEY.PATH…]", action="append",
+                        dest="mask", default=[],
+                        help="with --replay: fields not to compare (volatile ones), e.g. "
+                             "return_args.count or book:args.updated_time; comma-separated "
+                             "or repeated")
     parser.add_argument("--check", action="store_true",
                         help="load and validate service, config and addresses, print a "
                              "summary, exit 0 (or 2) without binding anything")
@@ -104,9 +106,11 @@ def _main_without_m(definition) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    replaying = any(arg == "--replay" or arg.startswith("--replay=") for arg in argv)
-    parser = build_parser(replaying)
+    parser = build_parser()
     options, rest = parser.parse_known_args(argv)
+    if not options.replay_path and options.mask:  # not replaying: a config value `mask`
+        rest += [f"--mask={value}" for value in options.mask]
+        options.mask = []
     debug = str(options.console_loglevel).upper() == "DEBUG"
     try:
         return _run(parser, options, rest)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from typing import Any
 
 
 class ServiceFrameworkError(Exception):
@@ -100,16 +101,20 @@ class ReplayError(ServiceFrameworkError, ValueError):
 class ReplayDivergence(AssertionError):
     """A replay sent something other than the recording at event `index` (0-based).
 
-    `expected` and `actual` are trace records (dicts in trace-line form, without ``t``), or
-    None for "nothing": the recording expected nothing more, or the service sent nothing.
+    `expected` and `actual` are `Event`s, as in `Trace.events` (the recorded one, and the
+    one the service sent), or None for "nothing": the recording expected nothing more, or
+    the service sent nothing. `expected_record` and `actual_record` are what was compared:
+    trace-line dicts without ``t`` or the workflow id, masked fields blanked.
     An `AssertionError` (not a `ServiceFrameworkError`): it fails a test like an assert.
     """
 
-    def __init__(self, index: int, expected: dict | None, actual: dict | None,
-                 reason: str = "", *, path: str | None = None, line: int | None = None) -> None:
+    def __init__(self, index: int, expected: Any, actual: Any, reason: str = "", *,
+                 path: str | None = None, line: int | None = None,
+                 records: tuple[dict | None, dict | None] = (None, None)) -> None:
         self.index = index
         self.expected = expected
         self.actual = actual
+        self.expected_record, self.actual_record = records
         self.reason = reason
         self.path = path
         self.line = line
@@ -117,14 +122,15 @@ class ReplayDivergence(AssertionError):
 
     def _message(self) -> str:
         where = f" ({self.path}, line {self.line})" if self.path and self.line else ""
+        expected, actual = self.expected_record, self.actual_record
         lines = [f"replay diverged at event {self.index}{where}"
                  + (f": {self.reason}" if self.reason else ""),
-                 f"  expected: {_one_line(self.expected)}",
-                 f"  actual:   {_one_line(self.actual)}"]
-        if self.expected is not None and self.actual is not None:
+                 f"  expected: {_one_line(expected)}",
+                 f"  actual:   {_one_line(actual)}"]
+        if expected is not None and actual is not None:
             diff = difflib.unified_diff(
-                json.dumps(self.expected, indent=2, ensure_ascii=False).splitlines(),
-                json.dumps(self.actual, indent=2, ensure_ascii=False).splitlines(),
+                json.dumps(expected, indent=2, ensure_ascii=False).splitlines(),
+                json.dumps(actual, indent=2, ensure_ascii=False).splitlines(),
                 "expected", "actual", n=1, lineterm="")
             lines.append("  diff:")
             lines.extend(f"    {line}" for line in diff)
@@ -132,7 +138,8 @@ class ReplayDivergence(AssertionError):
 
     def __reduce__(self):  # keep pickling working: the message is built from the fields
         return (_rebuild_divergence, (self.index, self.expected, self.actual, self.reason,
-                                      self.path, self.line))
+                                      self.path, self.line,
+                                      (self.expected_record, self.actual_record)))
 
 
 def _one_line(record: dict | None) -> str:
@@ -140,8 +147,10 @@ def _one_line(record: dict | None) -> str:
     return "(nothing)" if record is None else json.dumps(record, ensure_ascii=False)
 
 
-def _rebuild_divergence(index, expected, actual, reason, path, line) -> ReplayDivergence:
-    return ReplayDivergence(index, expected, actual, reason, path=path, line=line)
+def _rebuild_divergence(index, expected, actual, reason, path, line,
+                        records) -> ReplayDivergence:
+    return ReplayDivergence(index, expected, actual, reason, path=path, line=line,
+                            records=records)
 
 
 class InvariantViolation(AssertionError):

@@ -20,7 +20,7 @@ import zmq
 
 from service_framework import RemoteError, RequestTimeout, Service
 from service_framework.cli import replay
-from service_framework.events import error_record, recorded_error
+from service_framework.events import Event, error_record, recorded_error
 from service_framework.trace import DEFAULT_FLUSH_EVERY, ReplayDivergence, ReplayError, read_trace
 from service_framework.trace.cli import main as trace_main
 from service_framework.transport.memory import MemoryBus
@@ -142,6 +142,15 @@ def test_the_cli_names_a_bad_trace_line_and_exits_2(tmp_path):
     assert result.returncode == 2 and "bad.jsonl:2:" in result.stderr
 
 
+def test_a_divergence_holds_events_as_the_trace_does(echo_trace, sf_trace):
+    edit_event(echo_trace, 3, lambda r: r["return_args"].update(text="echo: HELLO 1"))
+    with pytest.raises(ReplayDivergence) as raised:
+        sf_trace.replay(ECHO / "replyer.py", echo_trace, mode="none", config_from_trace=True)
+    recorded = read_trace(echo_trace).events[3]
+    assert isinstance(raised.value.expected, Event) and raised.value.expected == recorded
+    assert isinstance(raised.value.actual, Event) and raised.value.actual.kind == "reply"
+
+
 def test_a_changed_reply_fails_the_replay_naming_its_event_index(echo_trace, sf_trace):
     edit_event(echo_trace, 3, lambda r: r["return_args"].update(text="echo: HELLO 1"))
 
@@ -149,8 +158,8 @@ def test_a_changed_reply_fails_the_replay_naming_its_event_index(echo_trace, sf_
         sf_trace.replay(ECHO / "replyer.py", echo_trace, mode="none", config_from_trace=True)
     divergence = raised.value
     assert divergence.index == 3
-    assert divergence.expected["return_args"]["text"] == "echo: HELLO 1"
-    assert divergence.actual["return_args"]["text"] == "echo: hello 1"
+    assert divergence.expected.payload["return_args"]["text"] == "echo: HELLO 1"
+    assert divergence.actual.payload["return_args"]["text"] == "echo: hello 1"
     assert "event 3" in str(divergence) and '-    "text": "echo: HELLO 1"' in str(divergence)
 
     result = cli("--config-from-trace", "--replay", echo_trace, "-s", ECHO / "replyer.py", "-cl",
@@ -214,7 +223,7 @@ def test_a_timestamp_recorded_in_real_time_passes_the_replay_only_masked(stamp_t
         # on the bus's virtual clock
         sf_trace.replay(service, path, mode="none", config_from_trace=True)
     start = sf_bus.clock.start.astimezone(timezone.utc).isoformat()[:16]
-    assert raised.value.actual["return_args"]["at"]["$datetime"].startswith(start)
+    assert raised.value.actual_record["return_args"]["at"]["$datetime"].startswith(start)
     assert not recorded.isoformat().startswith(start)
     assert sf_trace.replay(service, path, mode="none",
                            mask="return_args.at", config_from_trace=True).report.compared == 1
@@ -313,7 +322,7 @@ def test_messages_are_fed_to_subscribers_and_published_messages_compared(tmp_pat
     edit_event(path, 4, lambda r: r["args"].update(price={"$decimal": "101.0"}))
     with pytest.raises(ReplayDivergence, match="event 4") as raised:
         sf_trace.replay(service, path, mode="none", config_from_trace=True)
-    assert raised.value.actual["args"]["price"] == {"$decimal": "101"}  # the exact digits
+    assert raised.value.actual_record["args"]["price"] == {"$decimal": "101"}  # the exact digits
 
 
 def test_an_external_target_is_answered_from_the_recording(tmp_path, sf_bus, sf_trace):
@@ -329,7 +338,7 @@ def test_an_external_target_is_answered_from_the_recording(tmp_path, sf_bus, sf_
     edit_event(path, 2, lambda r: r["return_args"].update(rate={"$decimal": "2.0000"}))
     with pytest.raises(ReplayDivergence, match="event 3") as raised:
         sf_trace.replay(service, path, mode="none", config_from_trace=True)
-    assert raised.value.actual["return_args"]["rate"] == {"$decimal": "2.0000"}
+    assert raised.value.actual_record["return_args"]["rate"] == {"$decimal": "2.0000"}
 
 
 @pytest.fixture
@@ -533,7 +542,7 @@ def test_a_refused_request_is_recorded_as_received_and_its_error_reply_replayed(
     edit_event(path, 1, lambda r: r["error"].update(message="a different complaint"))
     with pytest.raises(ReplayDivergence, match=r"event 1 .*: the error differs") as raised:
         sf_trace.replay(ECHO / "replyer.py", path, mode="none", config_from_trace=True)
-    assert raised.value.actual["error"]["type"] == "ArgumentError"
+    assert raised.value.actual.payload["error"]["type"] == "ArgumentError"
 
 
 FEED = textwrap.dedent('''
@@ -589,8 +598,8 @@ def test_an_external_target_that_raised_raises_again_in_the_replay(tmp_path, sf_
     # RemoteError that carries it (errors.py says why), which this handler catches.
     with pytest.raises(ReplayDivergence, match="event 11") as raised:
         sf_trace.replay(service, path, mode="none", config_from_trace=True)
-    assert raised.value.expected["error"]["type"] == "ValueError"
-    assert raised.value.actual == {"dir": "out", "kind": "reply", "name": "fetch", "return_args": {
+    assert raised.value.expected.payload["error"]["type"] == "ValueError"
+    assert raised.value.actual_record == {"dir": "out", "kind": "reply", "name": "fetch", "return_args": {
         "status": "ValueError: no such feed: odd (feed)"}}
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:9]) + "\n")  # the first two exchanges only
@@ -629,7 +638,7 @@ def test_a_new_interaction_during_a_replay_is_a_divergence(gateway, sf_trace):
     with pytest.raises(ReplayDivergence) as raised:
         sf_trace.replay(service, path, mode="none", config_from_trace=True)
     assert raised.value.index == 1
-    assert raised.value.actual["kind"] == "request" and raised.value.actual["name"] == "backend"
+    assert raised.value.actual.kind == "request" and raised.value.actual.name == "backend"
     sf_trace.check()  # reported by the replay itself, not again at the end
 
 

@@ -38,7 +38,7 @@ def parse_masks(mask: Iterable[str] | str) -> Masks:
     if isinstance(mask, str):
         mask = [mask]
     parsed = []
-    for text in mask:
+    for text in (part.strip() for item in mask for part in str(item).split(",")):
         name, colon, path = str(text).rpartition(":")
         if not path:
             raise ValueError(f"mask {text!r}: expected a key path like 'return_args.count'")

@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable
 
 from ..errors import ReplayDivergence, ReplayError, RequestTimeout
 from ..events import Event, recorded_error
+from ..logs import get_logger
 from ..transport.base import SocketKind
 from ..transport.memory import MemoryBus
 from ..transport.peers import Peers
@@ -50,6 +51,8 @@ from .reader import Trace
 from .state_source import RecordedStateSource
 
 __all__ = ["ReplayDriver", "ReplayReport"]
+
+log = get_logger()
 
 REPLY_TIMEOUT_S = 60.0  # virtual seconds: on the memory bus a reply comes inline
 
@@ -122,6 +125,11 @@ class ReplayDriver:
         if self.runtime is not None:
             raise ReplayError("a ReplayDriver replays onto one runtime")
         self.runtime = runtime
+        if self.trace.service and runtime.name != self.trace.service:
+            note = (f"the trace was recorded by service {self.trace.service!r}; replaying "
+                    f"it against {runtime.name!r}")
+            self.report.notes.append(note)
+            log.warning("%s", note)
         self._classify()
         runtime.event_listeners.append(self._on_event)
         for name, connection in runtime.out_connections.items():
@@ -213,11 +221,12 @@ class ReplayDriver:
             return {}
         queue = self._queues.get(name)
         if not queue:
-            actual = self._record(Event(0.0, "out", "request", name, "", {"args": args}))
+            actual = Event(0.0, "out", "request", name, "", {"args": args})
             divergence = ReplayDivergence(
                 len(self.trace.events), None, actual,
                 f"new interaction: out request {name!r} has no recorded answer (record mode "
-                f"{self.mode_name!r} does not record new interactions)", path=self.trace.path)
+                f"{self.mode_name!r} does not record new interactions)", path=self.trace.path,
+                records=(None, self._record(actual)))
             self.new_interactions.append(divergence)
             raise divergence
         index = queue.popleft()
@@ -263,7 +272,7 @@ class ReplayDriver:
                 self._feed(role, event)
                 self.report.fed += 1
             elif isinstance(role, tuple):
-                raise self._divergence(index, self._record(event), None, role[1])
+                raise self._divergence(index, event, None, role[1])
         bus.run_until_idle()
         self._nothing_more(len(events))
         return self.report
@@ -278,10 +287,11 @@ class ReplayDriver:
     def _record(self, event: Event) -> dict:
         return comparable(event, self.masks)
 
-    def _divergence(self, index: int, expected: dict | None, actual: dict | None,
+    def _divergence(self, index: int, expected: Event | None, actual: Event | None,
                     reason: str) -> ReplayDivergence:
+        records = tuple(None if e is None else self._record(e) for e in (expected, actual))
         return ReplayDivergence(index, expected, actual, reason, path=self.trace.path,
-                                line=self.trace.line_of(index))
+                                line=self.trace.line_of(index), records=records)
 
     def _expect(self, index: int, event: Event, per_stream: bool) -> None:
         expected = self._record(event)
@@ -294,22 +304,21 @@ class ReplayDriver:
         elif self.actual:
             found = self.actual.popleft()
         if found is None:
-            raise self._divergence(index, expected, None, "the service did not send it")
-        actual = self._record(found)
-        if actual != expected:
-            what = (f"the {event.kind} differs" if (actual["dir"], actual["kind"], actual["name"])
-                    == (expected["dir"], expected["kind"], expected["name"])
+            raise self._divergence(index, event, None, "the service did not send it")
+        if self._record(found) != expected:
+            what = (f"the {event.kind} differs" if (found.dir, found.kind, found.name)
+                    == (event.dir, event.kind, event.name)
                     else "the service sent something else")
-            raise self._divergence(index, expected, actual, what)
+            raise self._divergence(index, event, found, what)
         self.report.compared += 1
 
     def _nothing_more(self, index: int) -> None:
         if self.actual:
             extra = self.actual[0]
             events = self.trace.events
-            expected = self._record(events[index]) if index < len(events) else None
+            expected = events[index] if index < len(events) else None
             where = f"before event {index}" if index < len(events) else "after the last event"
-            raise self._divergence(index, expected, self._record(extra),
+            raise self._divergence(index, expected, extra,
                                    f"the service sent an {extra.dir} {extra.kind} to "
                                    f"{extra.name!r} that the recording does not have {where}")
 

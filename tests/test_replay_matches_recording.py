@@ -1,0 +1,48 @@
+"""Replay that matches the recording (issue 13, part 3): the items built so far."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import EXAMPLES, run_cli
+
+from service_framework.trace.compare import parse_masks
+
+ECHO = EXAMPLES / "echo"
+
+
+def test_mask_is_in_the_help_and_takes_a_comma_separated_list():
+    help_text = run_cli("-h").stdout
+    assert "--mask" in help_text and "comma-separated" in help_text
+    assert parse_masks("a.b,echo:return_args.count") == parse_masks(
+        ["a.b", "echo:return_args.count"]) == [(None, ["a", "b"]),
+                                                ("echo", ["return_args", "count"])]
+
+
+def test_mask_without_replay_is_still_a_config_extra(tmp_path):
+    service = tmp_path / "svc.py"
+    service.write_text("config_model = {'optional': {'mask': str}}\n")
+    result = run_cli("-s", service, "--check", "--mask=on")
+    assert result.returncode == 0, result.stderr
+
+
+def echo_trace(tmp_path, service: str) -> str:
+    path = tmp_path / "t.jsonl"
+    header = {"trace": 1, "service": service, "started": "2030-01-01T00:00:00+00:00",
+              "seed": 0}
+    base = {"t": 0.001, "name": "echo", "workflow_id": "w1"}
+    path.write_text("\n".join(json.dumps(line) for line in (
+        header, {**base, "dir": "in", "kind": "request", "args": {"text": "hi"}},
+        {**base, "dir": "out", "kind": "reply", "return_args": {"text": "hi", "count": 1}},
+    )) + "\n")
+    return str(path)
+
+
+def test_a_trace_of_another_service_replays_with_a_warning_naming_both(tmp_path):
+    result = run_cli("--replay", echo_trace(tmp_path, "billing"), "-s", ECHO / "replyer.py",
+                     "-cl", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "recorded by service 'billing'; replaying it against 'replyer'" in result.stderr
+    same = run_cli("--replay", echo_trace(tmp_path, "replyer"), "-s", ECHO / "replyer.py",
+                   "-cl", "WARNING")
+    assert same.returncode == 0 and "recorded by service" not in same.stderr
