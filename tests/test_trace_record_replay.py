@@ -599,8 +599,9 @@ def test_an_external_target_that_raised_raises_again_in_the_replay(tmp_path, sf_
     with pytest.raises(ReplayDivergence, match="event 11") as raised:
         sf_trace.replay(service, path, mode="none", config_from_trace=True)
     assert raised.value.expected.payload["error"]["type"] == "ValueError"
-    assert raised.value.actual_record == {"dir": "out", "kind": "reply", "name": "fetch", "return_args": {
-        "status": "ValueError: no such feed: odd (feed)"}}
+    assert raised.value.actual_record == {
+        "dir": "out", "kind": "reply", "name": "fetch",
+        "return_args": {"status": "ValueError: no such feed: odd (feed)"}}
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:9]) + "\n")  # the first two exchanges only
     assert sf_trace.replay(service, path, mode="none", config_from_trace=True).report.compared == 4
