@@ -68,6 +68,14 @@ class HostileOutSide:
                     rid, EPOCH, answer_seq, value or {})])
         return count
 
+    def answer_for(self, seconds: float, seq: int, value: dict) -> None:
+        """Answers every snapshot request for `seconds` (an observation window: what is
+        counted is how many requests come in it)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.router.poll(min(left, 0.05) * 1000):
+                self.read_requests(answer_seq=seq, value=value)
+
     def close(self) -> None:
         self.pub.close()
         self.router.close()
@@ -90,6 +98,13 @@ def start_consumer(out_side: HostileOutSide, tmp_path, *extras: str) -> subproce
                message="the consumer's first snapshot request")
     assert process.poll() is None, (tmp_path / "consumer.log").read_text()
     return process
+
+
+def synced(out_side: HostileOutSide, tmp_path, seq: int) -> None:
+    """Answers the consumer's first request; returns once it says it is in sync."""
+    out_side.read_requests(answer_seq=seq, value={"levels": {"a": 1}})
+    wait_until(lambda: "in sync (epoch" in (tmp_path / "consumer.log").read_text(),
+               timeout=10, message=f"the consumer in sync at seq {seq}")
 
 
 def stop(process: subprocess.Popen, timeout: float) -> float:
@@ -143,27 +158,19 @@ def test_buffered_deltas_are_bounded_in_bytes_and_sigterm_is_honoured(out_side, 
 def test_a_delta_far_ahead_causes_one_resync_not_a_storm(out_side, tmp_path):
     consumer = start_consumer(out_side, tmp_path)
     try:
-        out_side.read_requests(answer_seq=5, value={"levels": {"a": 1}})
-        wait_until(lambda: "in sync (epoch" in (tmp_path / "consumer.log").read_text(),
-                   timeout=10, message="the consumer in sync at seq 5")
+        synced(out_side, tmp_path, seq=5)
         out_side.requests.clear()
         bogus = protocol.encode_update(EPOCH, 5 + 10**12, False, {"note": "far ahead"})
         out_side.publish(bogus)
         # The out side answers every request at once: the in side is synced at once, and
         # the bogus delta is dropped instead of asking again and again.
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            out_side.read_requests(answer_seq=5, value={"levels": {"a": 1}})
-            time.sleep(0.01)
+        out_side.answer_for(3, seq=5, value={"levels": {"a": 1}})
         assert 1 <= len(out_side.requests) <= 2, len(out_side.requests)
         # A stubborn gap (the out side never gets past seq 5 in its snapshots, updates go
         # on from 7): requests back off, at most 20 in 10 s — here measured over 4 s.
         out_side.requests.clear()
         out_side.publish(protocol.encode_update(EPOCH, 7, False, {"note": "gap"}))
-        deadline = time.monotonic() + 4
-        while time.monotonic() < deadline:
-            out_side.read_requests(answer_seq=5, value={"levels": {"a": 1}})
-            time.sleep(0.01)
+        out_side.answer_for(4, seq=5, value={"levels": {"a": 1}})
         assert len(out_side.requests) <= 10, len(out_side.requests)
         out_side.read_requests(answer_seq=7, value={"levels": {"a": 2}})
     finally:
@@ -173,16 +180,12 @@ def test_a_delta_far_ahead_causes_one_resync_not_a_storm(out_side, tmp_path):
 def test_a_tiny_announced_heartbeat_is_clamped_with_one_warning(out_side, tmp_path):
     consumer = start_consumer(out_side, tmp_path)
     try:
-        out_side.read_requests(answer_seq=1, value={"levels": {"a": 1}})
-        wait_until(lambda: "in sync (epoch" in (tmp_path / "consumer.log").read_text(),
-                   timeout=10, message="the consumer in sync")
+        synced(out_side, tmp_path, seq=1)
         out_side.requests.clear()
         cpu_before, started = cpu_seconds(consumer.pid), time.monotonic()
-        deadline = started + 2
-        while time.monotonic() < deadline:  # heartbeats announcing 1 µs, then silence
+        for _ in range(100):  # heartbeats announcing 1 µs, 20 ms apart, for 2 s
             out_side.publish(protocol.encode_heartbeat(EPOCH, 1, 1e-6))
-            out_side.read_requests(answer_seq=1, value={"levels": {"a": 1}})
-            time.sleep(0.02)
+            out_side.answer_for(0.02, seq=1, value={"levels": {"a": 1}})
         cpu = (cpu_seconds(consumer.pid) - cpu_before) / (time.monotonic() - started)
         assert cpu < 0.3, f"{cpu:.0%} of a core"
         assert len(out_side.requests) <= 5, len(out_side.requests)
