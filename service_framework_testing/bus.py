@@ -57,14 +57,15 @@ class TestBus:
         self.random = _random.Random(f"workload-{bus.seed}")
         self.invariants = Invariants(self)
 
-    def reset(self, seed: int) -> None:
+    def reset(self, seed: int, start: _dt.datetime | None = None) -> None:
         """Starts over on a fresh bus with `seed` (a sweep runs the test body once per seed):
-        the services stop, virtual time starts again, faults and expectations are cleared."""
+        the services stop, virtual time starts again (at `start`, or where it started),
+        faults and expectations are cleared."""
         for harness in self.harnesses:
             harness.close()
         self.harnesses.clear()
         old = self.bus
-        self._use(MemoryBus(seed=seed, start=old.clock.start))
+        self._use(MemoryBus(seed=seed, start=start or old.clock.start))
         if self._freezer is not None:
             old.clock.listeners.remove(self._frozen.move_to)
             self._frozen.move_to(self.bus.clock.now())

@@ -28,6 +28,7 @@ from service_framework.trace import (
     TraceRecorder,
     plan,
     read_trace,
+    started_at,
 )
 
 from .harness import ServiceHarness
@@ -98,6 +99,12 @@ class TraceFixture:
             harness = self._harness(harness_or_spec, config, bool(main_mode))
             return TraceSession("record", path, harness, recorder=self.record(harness, path))
         trace = read_trace(path)
+        if not isinstance(harness_or_spec, ServiceHarness) and not self.bus.harnesses:
+            # Nothing runs on the test's bus yet: it starts where the recording did, so
+            # `datetime.now()` in the service reads what it read then (plus the recorded t).
+            seed = trace.header.get("seed")
+            self.bus.reset(seed if isinstance(seed, int) else self.bus.bus.seed,
+                           start=started_at(trace.header))
         if main_mode is None:
             main_mode = bool(trace.header.get("main_mode", False))
         harness = self._harness(harness_or_spec,
