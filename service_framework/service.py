@@ -148,6 +148,16 @@ class Service:
         self._serve(self._start_runtime())
         return self
 
+    def serve_again(self) -> "Service":
+        """Starts a stopped service again in this process: its module and globals kept,
+        what listened to the old runtime (outbox, stubs, trace recorders) listening on.
+        A main-mode service stops when `main` returns; this is its next run."""
+        previous = self.runtime
+        if previous is None or not previous.closed:
+            raise RuntimeError(f"service {self.name!r} is not stopped: nothing to start again")
+        self._serve(self._start_runtime(previous=previous))
+        return self
+
     def run_service_blocking(self) -> None:
         """Serves in this thread until stopped; SIGINT/SIGTERM run the handlers, then stop.
 

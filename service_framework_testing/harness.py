@@ -215,11 +215,20 @@ class ServiceHarness:
         connection.stub = answer
 
     def run_main(self) -> Any:
-        """Runs `main` of a main-mode service to completion and returns its result."""
+        """Runs `main` of a main-mode service to completion and returns its result; then
+        the service stops, as in production when `main` returns (what it sent is delivered
+        first). Called again, it is the service's next run: started again, globals kept."""
         if not self.main_mode:
             raise ArgumentError(f"service {self.name!r} was not created with main_mode=True")
-        result = self.runtime.run_main()
-        self.settle()
+        if self.runtime.closed:
+            self.service.serve_again()
+            self.settle()
+        try:
+            result = self.runtime.run_main()
+        finally:
+            self.settle()
+            self.service.stop_service()
+            self.settle()
         return result
 
     def signal(self, name: str) -> None:

@@ -46,3 +46,13 @@ def test_a_trace_of_another_service_replays_with_a_warning_naming_both(tmp_path)
     same = run_cli("--replay", echo_trace(tmp_path, "replyer"), "-s", ECHO / "replyer.py",
                    "-cl", "WARNING")
     assert same.returncode == 0 and "recorded by service" not in same.stderr
+
+
+def test_a_main_mode_service_on_the_bus_stops_when_main_returns_as_in_production(sf_bus):
+    client = sf_bus.service(EXAMPLES / "pubsub" / "publisher.py", main_mode=True,
+                            config={"count": 2, "min_subscribers": 0})
+    client.run_main()
+    assert client.runtime.closed  # as `service_framework -m` exits when main returns
+    client.run_main()  # the next run: started again, its globals kept
+    assert client.runtime.closed
+    assert [sent.args["n"] for sent in client.sent.to("ticks")] == [1, 2, 1, 2]
