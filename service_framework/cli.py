@@ -28,6 +28,7 @@ from .logs import check_level, get_logger, setup_logging
 from .security import keygen
 from .service import Service
 from .trace import ReplayDriver, ReplayReport, Trace, memory_addresses, read_trace, started_at
+from .trace.module_clock import follow_clock
 from .transport.memory import MemoryBus
 
 EXIT_OK, EXIT_CRASH, EXIT_LOAD_ERROR = 0, 1, 2
@@ -199,6 +200,8 @@ def replay(trace: Trace | str | os.PathLike, service: Any, *,
     driver = ReplayDriver(trace, bus, mask=mask, follow_time=follow_time)
     instance = Service.from_definition(definition, transport=bus)
     instance.runtime_listeners.append(driver.watch)
+    # What the service reads of time is the replay's: the recording's start plus t.
+    restore_time = follow_clock(definition.module, bus.clock, bus.scheduler.sleep)
     instance.run_service()
     try:
         return driver.run()
@@ -206,6 +209,7 @@ def replay(trace: Trace | str | os.PathLike, service: Any, *,
         driver.finish()
         driver.close()
         instance.stop_service()
+        restore_time()
 
 
 def _replay_command(options: Any, extras: Mapping[str, str]) -> int:
