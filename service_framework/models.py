@@ -207,6 +207,27 @@ def _check_creation(kind: str, creation: Mapping, where: str) -> None:
             raise ModelError(f"{where}.{key}: expected {expected}, got {creation[key]!r}")
 
 
+_OTHER_MEANINGS = {
+    "on_new_request": "the handler: (args, to_send, states, config) -> reply args",
+    "on_new_message": "the handler: (args, to_send, states, config)",
+    "target": "a callable or an import path; to_send calls target(**args)",
+    "func_to_call": "0.0.12's name of target",
+    "on_update": "in-states: (update, to_send, states, config) after each applied update",
+}
+
+
+def creation_table() -> list[tuple[str, str, str]]:
+    """(type, creation argument, what it takes) for every type: what `_check_creation`
+    accepts, so the documentation's table cannot drift from it."""
+    rows = []
+    for kind in ("replyer", "requester", "publisher", "subscriber", "external_target",
+                 "state"):
+        for key in sorted(known_creation_keys(kind)):
+            rule = _CREATION_RULES.get(kind, {}).get(key)
+            rows.append((kind, key, rule[1] if rule else _OTHER_MEANINGS[key]))
+    return rows
+
+
 def check_signature(function: Callable, count: int, where: str, expected: str) -> None:
     """A ModelError unless `function` can be called with `count` positional arguments
     (callables whose signature Python cannot read, such as some builtins, pass)."""
