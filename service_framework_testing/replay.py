@@ -31,6 +31,7 @@ from service_framework.trace import (
     started_at,
 )
 
+from .cassette import Cassette
 from .harness import ServiceHarness
 
 __all__ = ["TraceFixture", "TraceSession"]
@@ -126,6 +127,7 @@ class TraceFixture:
         driver.finish(restore=append)
         if not append:
             self._refusing.append((driver, len(driver.new_interactions)))
+            Cassette(trace, mode).play(harness)  # the body's own interactions: VCR.py's way
         recorder = self.record(harness, path, append=True) if append else None
         return TraceSession("replay", path, harness, report, recorder)
 
