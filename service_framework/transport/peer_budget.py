@@ -48,9 +48,6 @@ class PeerBudget:
         if self._tracked % _SWEEP_EVERY == 0:
             self._sweep()
 
-    def held(self, identity: bytes) -> int:
-        return self._release(identity)
-
     def _release(self, identity: bytes) -> int:
         ledger = self._held.get(identity)
         if ledger is None:
