@@ -127,6 +127,11 @@ class Runtime:
         self.counters[key] = self.counters.get(key, 0) + n
 
     # -- the loop -----------------------------------------------------------------------
+    @property
+    def has_timers(self) -> bool:
+        """Whether any component can have a timer (the bus looks at no other's deadline)."""
+        return bool(self._timed)
+
     def next_deadline(self) -> float | None:
         earliest = None
         for component in self._timed:

@@ -36,3 +36,17 @@ def test_a_bus_of_1000_services_delivers_every_message():
         for service in services:
             service.stop_service()
     assert not bus.open_sockets()
+
+
+def test_the_ready_set_picks_exactly_what_a_scan_of_every_service_would(sf_bus, monkeypatch):
+    # Every pick of a faulty, timer-heavy run is checked against the full scan (`verify`):
+    # the seeded choices, and so every run of a seed, are those of the scan.
+    from simulation.scenarios import fills_counted_once
+
+    sf_bus.bus.scheduler.verify = True
+    monkeypatch.setattr("service_framework.transport.memory.scheduler.SCAN_UP_TO", 0)
+    sf_bus.faults.drop(kind="publish", nth=1)
+    sf_bus.faults.delay(kind="reply", seconds=0.3, nth=2)
+    fills_counted_once(sf_bus, fills=8)
+    sf_bus.advance(5.0)
+    assert sf_bus.bus.scheduler.verify and len(sf_bus.bus.deliveries) > 16

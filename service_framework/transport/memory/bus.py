@@ -142,6 +142,7 @@ class MemoryBus(Transport):
                     if pub.verbose or not any(topic in peer.subscriptions
                                               for peer in pub.peers if peer is not sub):
                         pub.inbox.append([b"\x01" + topic])
+                        self.scheduler.input_for(pub)
         for dealer, peer in ((a, b), (b, a)):
             while dealer.kind is SocketKind.DEALER and dealer.unsent:
                 self._transmit(dealer, peer, [dealer.identity, *dealer.unsent.popleft()])
@@ -171,6 +172,7 @@ class MemoryBus(Transport):
         if a.kind is SocketKind.SUB and b.kind is SocketKind.XPUB and not b.closed:
             for topic in a.subscriptions:
                 b.inbox.append([b"\x00" + topic])
+                self.scheduler.input_for(b)
 
     def _close(self, socket: MemorySocket) -> None:
         for peer in list(socket.peers):
@@ -214,6 +216,8 @@ class MemoryBus(Transport):
             self.oversized_dropped += 1
             return True
         dst.inbox.append(frames)
+        if dst.pollers:
+            self.scheduler.input_for(dst)
         if self.record_deliveries:
             self.deliveries.record(self.clock.monotonic(), src.owner, dst.owner, frames)
         if self.delivery_listeners:

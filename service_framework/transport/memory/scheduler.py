@@ -20,6 +20,8 @@ from ..base import Clock, Schedulable, Scheduler
 
 # Steps without a pause before run_until_idle concludes services are ping-ponging forever.
 SETTLE_LIMIT = 1_000_000
+# Up to this many services `_runnable` looks at each of them; past it, at the ready set.
+SCAN_UP_TO = 8
 
 
 class TimedDeliveries(Protocol):
@@ -49,11 +51,29 @@ class BusScheduler(Scheduler):
         # service name -> until when (clock.monotonic(); inf: until `unstall`) it is not
         # stepped: a slow consumer whose sockets fill up to their high-water marks
         self.stalled: dict[str, float] = {}
+        # The ready set: pollers told of input since they last had none, the runtime of
+        # each service's poller, the runtimes that can have a timer, and each runtime's
+        # place in start order (the seeded choice's order). `_runnable` looks at these
+        # only, not at every service, and finds exactly what a scan of all would.
+        self._with_input: set[Any] = set()
+        self._by_poller: dict[Any, Any] = {}
+        self._timed: list[Any] = []
+        self._order: dict[Any, int] = {}
+        self._started = 0
+        self.verify = False  # tests: compare every pick with the full scan (`_scan`)
 
     # -- the Scheduler interface ---------------------------------------------------------
     def start(self, runtime: Schedulable, finish: Callable[[], None] | None = None) -> None:
         if runtime not in self.runtimes:
             self.runtimes.append(runtime)
+            self._started += 1
+            self._order[runtime] = self._started
+            poller = getattr(runtime, "poller", None)
+            if poller is not None:
+                self._by_poller[poller] = runtime
+                self._with_input.add(poller)  # it may have input already
+            if getattr(runtime, "has_timers", True):
+                self._timed.append(runtime)
         self._finishers[runtime] = finish
         if runtime.stop_requested:  # stopped while starting: nobody would step it again
             self._end(runtime)
@@ -62,6 +82,13 @@ class BusScheduler(Scheduler):
         """Stops stepping `runtime`, without finishing it."""
         if runtime in self.runtimes:
             self.runtimes.remove(runtime)
+            self._order.pop(runtime, None)
+            poller = getattr(runtime, "poller", None)
+            if self._by_poller.get(poller) is runtime:
+                del self._by_poller[poller]
+                self._with_input.discard(poller)
+            if runtime in self._timed:
+                self._timed.remove(runtime)
         self._finishers.pop(runtime, None)
 
     def stop(self, runtime: Schedulable, timeout_s: float) -> bool:
@@ -132,7 +159,43 @@ class BusScheduler(Scheduler):
         return True
 
     # -- stepping ------------------------------------------------------------------------
+    def input_for(self, socket: Any) -> None:
+        """A message reached `socket`'s queue: its services' pollers may be ready."""
+        by_poller = self._by_poller
+        for poller in socket.pollers:
+            if poller in by_poller:
+                self._with_input.add(poller)
+
     def _runnable(self) -> list[Any]:
+        """Services with input or a due timer, in start order (the ready set's view; on a
+        bus of a few services a scan of all is cheaper, and finds the same)."""
+        if len(self.runtimes) <= SCAN_UP_TO:
+            return self._scan()
+        now = self.clock.monotonic()
+        stalled = self.stalled
+        candidates = set()
+        with_input, by_poller = self._with_input, self._by_poller
+        for poller in list(with_input):
+            if poller.has_input():
+                candidates.add(by_poller[poller])
+            else:
+                with_input.discard(poller)
+        for runtime in self._timed:
+            if runtime not in candidates:
+                deadline = runtime.next_deadline()
+                if deadline is not None and deadline <= now:
+                    candidates.add(runtime)
+        found = sorted((runtime for runtime in candidates
+                        if not (runtime.in_step or runtime.closed or runtime.stop_requested)
+                        and not (stalled and self._is_stalled(runtime.name, now))),
+                       key=self._order.__getitem__)
+        if self.verify:
+            scanned = self._scan()
+            assert found == scanned, f"ready set {found} != scan {scanned}"
+        return found
+
+    def _scan(self) -> list[Any]:
+        """Every service looked at: what the ready set must find (`verify`)."""
         now = self.clock.monotonic()
         found = []
         stalled = self.stalled

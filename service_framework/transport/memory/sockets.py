@@ -46,6 +46,7 @@ class MemorySocket(Socket):
         self.peers: list[MemorySocket] = []
         self.subscriptions: list[bytes] = []
         self.verbose = True  # XPUB: every subscription reaches recv (see quiet_subscriptions)
+        self.pollers: list[MemoryPoller] = []  # told when input arrives (the bus's ready set)
         self.bound: list[str] = []
         self.connected: list[str] = []
         self.unsent: deque[Frames] = deque()  # a DEALER's messages before any peer exists
@@ -122,6 +123,7 @@ class MemorySocket(Socket):
         self.subscriptions.append(bytes(topic))
         for peer in self.peers:
             peer.inbox.append([b"\x01" + topic])
+            self.bus.scheduler.input_for(peer)
 
     def secure_server(self, public: bytes, secret: bytes, *, domain: str,
                       allowed: Collection[bytes]) -> None:
@@ -161,10 +163,14 @@ class MemoryPoller(Poller):
     def register(self, socket: Socket) -> None:
         if socket not in self.sockets:
             self.sockets.append(socket)  # type: ignore[arg-type]
+            socket.pollers.append(self)  # type: ignore[attr-defined]
+            if socket.inbox:  # type: ignore[attr-defined]
+                self.bus.scheduler.input_for(socket)
 
     def unregister(self, socket: Socket) -> None:
         if socket in self.sockets:
             self.sockets.remove(socket)  # type: ignore[arg-type]
+            socket.pollers.remove(self)  # type: ignore[attr-defined]
 
     def ready(self) -> list[MemorySocket]:
         return [socket for socket in self.sockets if socket.inbox]
@@ -192,4 +198,7 @@ class MemoryPoller(Poller):
         self.bus.clock.wake()
 
     def close(self) -> None:
+        for socket in self.sockets:
+            if self in socket.pollers:
+                socket.pollers.remove(self)
         self.sockets.clear()
