@@ -34,6 +34,9 @@ _ZMQ_TYPES = {
 LINGER_MS = 200
 # How long `close` waits for ZMQ's I/O thread to close a bound listener (see `_unbind_all`).
 UNBIND_WAIT_S = 0.5
+# An XPUB's incoming queue per subscriber, and the longest subscription (a topic) it takes.
+SUBSCRIPTIONS_HWM = 100
+MAX_SUBSCRIPTION_BYTES = 64 * 1024
 # Bodies at least this long are sent without a copy (pyzmq's own default threshold); below
 # it a copy is cheaper than tracking a zero-copy frame.
 ZERO_COPY_BYTES = 65536
@@ -56,6 +59,11 @@ class ZmqSocket(Socket):
         raw.setsockopt(zmq.LINGER, LINGER_MS)
         raw.setsockopt(zmq.SNDHWM, hwm)
         raw.setsockopt(zmq.RCVHWM, hwm)
+        if kind is SocketKind.XPUB:
+            # What comes in is subscriptions only: short, and never many at once. A flood of
+            # them waits on its sender's side (TCP), not in our pipes, whatever `hwm` says.
+            raw.setsockopt(zmq.RCVHWM, SUBSCRIPTIONS_HWM)
+            max_bytes = min(max_bytes or MAX_SUBSCRIPTION_BYTES, MAX_SUBSCRIPTION_BYTES)
         if max_bytes is not None:  # before bind/connect: libzmq reads it per connection
             raw.setsockopt(zmq.MAXMSGSIZE, max_bytes)
         if kind is SocketKind.XPUB:

@@ -69,7 +69,7 @@ def is_finite_decimal(value: Decimal) -> bool:
     return value.is_finite() and low <= value.adjusted() <= high
 
 
-def _in_range(value: Decimal) -> bool:  # AnyDecimal: non-finite allowed, huge exponents not
+def _in_range(value: Decimal) -> bool:  # AnyDecimal: non-finite allowed, exponents bounded
     return not value.is_finite() or is_finite_decimal(value)
 
 
@@ -134,8 +134,9 @@ def _plain_predicate(cls: type) -> Predicate | None:
     if cls in _STRICT:
         accepts = _STRICT[cls]._accepts  # type: ignore[attr-defined]
         return lambda v: type(v) is cls or (isinstance(v, accepts) and not isinstance(v, bool))
-    if cls is Decimal:
-        return lambda v: isinstance(v, Decimal) and is_finite_decimal(v)
+    if cls is Decimal:  # is_finite_decimal, inlined: it runs for every Decimal received
+        low, high = DECIMAL_EXPONENTS
+        return lambda v: isinstance(v, Decimal) and v.is_finite() and low <= v.adjusted() <= high
     if typing.is_typeddict(cls) or getattr(cls, "_is_protocol", False):
         return None  # isinstance() is not meaningful (or raises) for these
     return lambda v: type(v) is cls or isinstance(v, cls)

@@ -10,28 +10,20 @@ from ..base import Frames
 _SHOWN = 64  # frames up to this long are shown whole, longer ones by length and prefix
 
 
-class _Clipped:
-    """What the log shows of a long frame: its length, first 32 bytes and a CRC-32 of the
-    whole (two runs whose long frames differ past the prefix still log different lines)."""
-
-    __slots__ = ("length", "prefix", "crc")
-
-    def __init__(self, frame: bytes) -> None:
-        self.length, self.prefix, self.crc = len(frame), bytes(frame[:32]), zlib.crc32(frame)
-
-
-def _shown(frame: bytes | _Clipped) -> str:
-    if frame.__class__ is _Clipped:
-        return f"{frame.length}B:{frame.prefix.hex()}#{frame.crc:08x}"  # type: ignore[union-attr]
-    return frame.hex()  # type: ignore[union-attr]
+def _shown(frame: bytes) -> str:
+    """A frame in a line: whole when short; else its length, first 32 bytes and a CRC-32
+    of all of it (two runs whose long frames differ past the prefix log different lines)."""
+    if len(frame) <= _SHOWN:
+        return frame.hex()
+    return f"{len(frame)}B:{frame[:32].hex()}#{zlib.crc32(frame):08x}"
 
 
 class DeliveryLog(Sequence[str]):
     """One line per delivered message, `"<t> <from>-><to> <frames hex>"`.
 
-    Delivering keeps a reference to small frames (bytes, never changed once sent) and only
-    what the line shows of a long one (its length and first 32 bytes), so the log of a long
-    run holds no message bodies; lines are formatted when read.
+    Delivering only keeps a reference to the frames (bytes, never changed once sent); lines
+    are formatted when read, so recording costs the hot path almost nothing. It holds every
+    message of the bus's life: a long replay (`cli.replay`) makes its bus without it.
     """
 
     def __init__(self) -> None:
@@ -39,8 +31,6 @@ class DeliveryLog(Sequence[str]):
         self._lines: list[str] = []
 
     def record(self, t: float, src: str, dst: str, frames: Frames) -> None:
-        if len(frames[-1]) > _SHOWN:  # the body is the frame that can be long
-            frames = [frame if len(frame) <= _SHOWN else _Clipped(frame) for frame in frames]
         self._entries.append((t, src, dst, frames))
 
     def _format(self) -> list[str]:
