@@ -59,6 +59,10 @@ class ZmqSocket(Socket):
         raw.setsockopt(zmq.LINGER, LINGER_MS)
         raw.setsockopt(zmq.SNDHWM, hwm)
         raw.setsockopt(zmq.RCVHWM, hwm)
+        if kind is SocketKind.ROUTER:
+            # Requests a peer pipelines wait in its own queue, not here: set now, since a
+            # listener takes its options when it binds (`limit_peer_bytes` comes later).
+            raw.setsockopt(zmq.RCVHWM, min(hwm, INCOMING_PER_PEER))
         if kind is SocketKind.XPUB:
             # What comes in is subscriptions only: short, and never many at once. A flood of
             # them waits on its sender's side (TCP), not in our pipes, whatever `hwm` says.
@@ -109,9 +113,6 @@ class ZmqSocket(Socket):
     def limit_peer_bytes(self, max_bytes: int) -> None:
         if self.kind is SocketKind.ROUTER:
             self.budget = PeerBudget(max_bytes)
-            # The other way too: requests a peer pipelines wait in its own queue, not here
-            # (read per connection as it is made: set before any peer connects).
-            self.raw.setsockopt(zmq.RCVHWM, INCOMING_PER_PEER)
 
     def send(self, frames: Frames) -> bool:
         send = self._send
