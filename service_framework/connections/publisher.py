@@ -65,8 +65,10 @@ class Publisher(OutboundConnection):
         self.socket = self.open_socket("publisher", hwm=int(self.spec.creation.get("hwm", 1000)))
         if self.waited:  # no subscriber to wait for: read subscriptions as they come (a
             # flood must not queue up in libzmq), and only a topic's first one
+            # (never polled by the loop: main may send on it from its own thread, and a
+            # ZeroMQ socket used by two threads at once crashes; non-verbose, duplicates
+            # are not even queued, the rest wait within the socket's receive HWM)
             self.socket.quiet_subscriptions()
-            self.runtime.watch(self.socket, self.subscriptions.read)
 
     def wait_for_subscribers(self) -> bool:
         """Blocks (up to `wait_for_subscribers_s`) until `min_subscribers` have subscribed."""

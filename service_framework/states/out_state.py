@@ -171,8 +171,8 @@ class OutState(Component):
         if self._wait_s <= 0:  # subscriptions are counted only for `wait_after_creation_s`:
             # else read them as they come (a flood must not queue up in libzmq), and only a
             # topic's first one
-            self.publisher.quiet_subscriptions()
-            self.runtime.watch(self.publisher, self._read_subscriptions)
+            self.publisher.quiet_subscriptions()  # read at heartbeats, under the send lock:
+            # the loop never polls it (another thread may be sending on it)
         if self.has_address("replyer"):  # a full-update state may serve no snapshots
             self.replyer = self.open_socket("replyer")
             self.replyer.limit_peer_bytes(DEFAULT_PEER_BYTES)  # an in side that never reads
@@ -272,11 +272,6 @@ class OutState(Component):
             self.subscriptions.read(publisher)  # after a wait nothing else reads them
             publisher.send([self.topic, self.core.heartbeat()])
             self._last_sent = now
-
-    def _read_subscriptions(self, socket: Socket) -> None:
-        with self.lock:
-            if not self._waiting:  # else the waiting thread reads them (one socket, one user)
-                self.subscriptions.read(socket)
 
     # -- snapshot replies (loop thread) ---------------------------------------------------
     def on_request(self, socket: Socket) -> None:
