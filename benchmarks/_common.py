@@ -68,12 +68,14 @@ def ticks_publisher(**creation: Any) -> types.ModuleType:
     }}})
 
 
-def ticks_subscriber(on_message: Callable) -> types.ModuleType:
-    return module("bench_subscriber", connection_models={"in": {"ticks": {
+def ticks_subscriber(on_message: Callable, names: tuple[str, ...] = ("ticks",)
+                     ) -> types.ModuleType:
+    """A service with one subscriber connection per name, all calling `on_message`."""
+    return module("bench_subscriber", connection_models={"in": {name: {
         "connection_type": "subscriber",
         "required_creation_arguments": {"on_new_message": on_message},
         "required_arguments": PAYLOAD_MODEL,
-    }}})
+    } for name in names}})
 
 
 def book_producer() -> types.ModuleType:
@@ -130,11 +132,29 @@ def cpu_seconds(pid: int | str = "self") -> float:
 
 
 def status_kib(key: str, pid: int | str = "self") -> int:
-    """A `kB` line of /proc/<pid>/status, e.g. VmHWM (peak RSS) or VmRSS."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """A `kB` line of /proc/<pid>/status, e.g. VmHWM (peak RSS) or VmRSS (pid "meminfo":
+    of /proc/meminfo)."""
+    path = Path("/proc/meminfo") if pid == "meminfo" else Path(f"/proc/{pid}/status")
+    for line in path.read_text().splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1])
     raise KeyError(key)
+
+
+def machine() -> str:
+    """The host a table was measured on: CPU model, cores, memory, kernel."""
+    import platform
+
+    cpuinfo = Path("/proc/cpuinfo")
+    model = next((line.split(":", 1)[1].strip() for line in
+                  (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
+                  if line.startswith("model name")), platform.processor() or "unknown CPU")
+    try:
+        memory = f", {status_kib('MemTotal', 'meminfo') / 1024 ** 2:.0f} GiB"
+    except (OSError, KeyError):
+        memory = ""
+    return (f"{model}, {os.cpu_count()} CPU(s){memory}, {platform.system()} "
+            f"{platform.release()} {platform.machine()}")
 
 
 # -- measuring ----------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """The other side of the benchmarks, each in a process of its own (so no GIL is shared).
 
-    python benchmarks/_peers.py ROLE PORT [TRACE]
+    python benchmarks/_peers.py ROLE PORT [TRACE | SUBSCRIBERS]
 
 Roles: `raw-rep` (pyzmq REP + msgpack), `sf-rep` (a framework replyer Service; with TRACE
 it records), `raw-pub` (pyzmq PUB publishing flat out), `sf-pub` (a framework publisher
-publishing flat out once a subscriber is there), both paused until a
+publishing flat out once SUBSCRIBERS subscribers, default 1, are there), both paused until a
 "1" line on stdin ("0" pauses them again), `rss` (a service whose out-state holds
 PORT price levels; prints its peak memory as JSON and exits). SIGTERM stops every role.
 """
@@ -99,10 +99,10 @@ def raw_pub(port: int) -> None:
             send([b"ticks", raw_pack(PAYLOAD)])
 
 
-def sf_pub(port: int) -> None:
+def sf_pub(port: int, subscribers: int) -> None:
     from service_framework import Service
 
-    service = Service(service_module=ticks_publisher(min_subscribers=1,
+    service = Service(service_module=ticks_publisher(min_subscribers=subscribers,
                                                      wait_for_subscribers_s=30.0),
                       console_loglevel="ERROR",  # drops at the high-water mark are expected
                       addresses={"connections": {"out": {"ticks": {
@@ -170,7 +170,7 @@ def main() -> None:
     elif role == "raw-pub":
         raw_pub(number)
     elif role == "sf-pub":
-        sf_pub(number)
+        sf_pub(number, int(sys.argv[3]) if len(sys.argv) > 3 else 1)
     elif role == "rss":
         rss(number)
     else:

@@ -156,42 +156,53 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.01)
 
 
-def pubsub(window_s: float, rounds: int) -> dict[str, list[float]]:
-    """Messages/s taken by a subscriber here from a publisher publishing flat out there.
+def pubsub(window_s: float, rounds: int, subscribers: int = 1) -> dict[str, list[float]]:
+    """Messages/s delivered here, in all, to `subscribers` subscribers of one publisher
+    publishing flat out there.
 
-    Both publishers stay up, paused; each round resumes one, measures, pauses it again,
-    so raw and framework rounds alternate under the same load of the host.
+    Raw: that many pyzmq SUB sockets drained by one thread; framework: one service with that
+    many subscriber connections (its loop thread does the work). Both publishers stay up,
+    paused; each round resumes one, measures, pauses it again, so raw and framework rounds
+    alternate under the same load of the host.
     """
     context = zmq.Context.instance()
     ports = {"raw": free_port(), "sf": free_port()}
-    peers = {"raw": start_peer("raw-pub", ports["raw"]), "sf": start_peer("sf-pub", ports["sf"])}
-    sub = context.socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"ticks")
-    sub.connect(f"tcp://127.0.0.1:{ports['raw']}")
+    peers = {"raw": start_peer("raw-pub", ports["raw"]),
+             "sf": start_peer("sf-pub", ports["sf"], str(subscribers))}
+    poller = zmq.Poller()
+    subs = []
+    for _ in range(subscribers):
+        sub = context.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"ticks")
+        sub.connect(f"tcp://127.0.0.1:{ports['raw']}")
+        poller.register(sub, zmq.POLLIN)
+        subs.append(sub)
     seen = [0]
 
     def on_message(args, to_send, states, config):
         seen[0] += 1
 
-    service = Service(service_module=ticks_subscriber(on_message), console_loglevel="WARNING",
-                      addresses={"connections": {"in": {"ticks": {
-                          "subscriber": f"127.0.0.1:{ports['sf']}"}}}})
+    names = tuple(f"ticks{n}" for n in range(subscribers))
+    endpoint = f"127.0.0.1:{ports['sf']}"
+    service = Service(service_module=ticks_subscriber(on_message, names),
+                      console_loglevel="ERROR",  # losses at the high-water mark are expected
+                      addresses={"connections": {"in": {
+                          name: {"subscriber": endpoint} for name in names}}})
     service.run_service()
-    recv, poll = sub.recv_multipart, sub.poll
 
     def raw_window(seconds: float) -> float:
         count, started = 0, time.perf_counter()
         deadline = started + seconds
         while (now := time.perf_counter()) < deadline:
-            if not poll(100):
-                continue
-            try:
-                for _ in range(100):
-                    topic, body = recv(zmq.NOBLOCK)
-                    raw_unpack(body)
-                    count += 1
-            except zmq.Again:
-                pass
+            for sub, _ in poller.poll(100):
+                recv = sub.recv_multipart
+                try:
+                    for _ in range(100):
+                        topic, body = recv(zmq.NOBLOCK)
+                        raw_unpack(body)
+                        count += 1
+                except zmq.Again:
+                    pass
         return count / (now - started)
 
     def sf_window(seconds: float) -> float:
@@ -205,8 +216,8 @@ def pubsub(window_s: float, rounds: int) -> dict[str, list[float]]:
         for name in ("raw", "sf"):  # up and delivering, with a deadline
             wait_ready(peers[name])
             switch(peers[name], True)
-            wait_for(lambda name=name: (seen[0] > 100 if name == "sf" else poll(100)),
-                     f"the {name} publisher")
+            wait_for(lambda name=name: (seen[0] > 100 * subscribers if name == "sf"
+                                        else bool(poller.poll(100))), f"the {name} publisher")
             switch(peers[name], False)
         for number in range(rounds):
             for name in (("raw", "sf") if number % 2 == 0 else ("sf", "raw")):
@@ -215,7 +226,8 @@ def pubsub(window_s: float, rounds: int) -> dict[str, list[float]]:
                 results[name].append(windows[name](window_s))
                 switch(peers[name], False)
     finally:
-        sub.close(0)
+        for sub in subs:
+            sub.close(0)
         for process in peers.values():
             stop_peer(process)
         service.stop_service()

@@ -14,7 +14,6 @@ host. Takes about two minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import sys
@@ -26,6 +25,7 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import machine  # noqa: E402 - after the path fix, as a script
 from _inprocess import deltas, memory_bus  # noqa: E402 - after the path fix, as a script
 from _scale import harness_requests, pairs_rate, thousand_services  # noqa: E402
 from _simulation import seeds_per_second  # noqa: E402
@@ -68,7 +68,7 @@ def main() -> None:
             record_error = None
         except RequestTimeout as error:  # a framework replyer did not answer
             rr, record_error = None, error
-    ps = pubsub(window, rounds)
+    ps = {n: pubsub(window, rounds, n) for n in (1, 10, 50)}
     mem = memory_bus(window, rounds)
     dl = deltas(window, rounds)
     rss = peak_memory()
@@ -84,9 +84,11 @@ def main() -> None:
         raw, sf, x = median(rr["raw"]), median(rr["sf"]), ratio(rr["sf"], rr["raw"])
         rows.append(("(a) request/reply round trips, tcp", fmt(sf), fmt(raw),
                      f"{x:.2f}x", ">= 0.95x raw", verdict(x >= 0.95)))
-    x = ratio(ps["sf"], ps["raw"])
-    rows.append(("(b) pub/sub messages delivered, tcp", fmt(median(ps["sf"])),
-                 fmt(median(ps["raw"])), f"{x:.2f}x", ">= 0.50x raw", verdict(x >= 0.5)))
+    for subscribers, figures in ps.items():
+        x = ratio(figures["sf"], figures["raw"])
+        rows.append((f"(b) pub/sub delivered, tcp, {subscribers} subscriber(s)",
+                     fmt(median(figures["sf"])), fmt(median(figures["raw"])), f"{x:.2f}x",
+                     ">= 0.50x raw", verdict(x >= 0.5)))
     mp, mr = median(mem["publish"]), median(mem["request"])
     rows.append(("(c) memory bus: publish -> handler", fmt(mp), "", "", ">= 250,000/s",
                  verdict(mp >= 250_000)))
@@ -131,7 +133,7 @@ def main() -> None:
         notes.append(f"the snapshot held {rss['snapshot_levels']} of {rss['levels']} levels")
 
     print(f"service_framework benchmarks - Python {platform.python_version()}, "
-          f"pyzmq {zmq.pyzmq_version()} (libzmq {zmq.zmq_version()}), {os.cpu_count()} CPU(s); "
+          f"pyzmq {zmq.pyzmq_version()} (libzmq {zmq.zmq_version()}); {machine()}; "
           f"median of {rounds} x {window:g}s windows (ratios: median of per-round ratios, "
           f"both sides measured in turn); {elapsed:.0f}s in all")
     headers = ("figure", "framework", "raw pyzmq / plain", "ratio", "target", "result")
