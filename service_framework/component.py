@@ -43,9 +43,10 @@ class Component:
         return has_address(self.runtime.definition.addresses, self.section, self.side,
                            self.name, key)
 
-    def open_socket(self, key: str, *, hwm: int = 1000) -> Socket:
+    def open_socket(self, key: str, *, hwm: int = 1000,
+                    only: list[str] | None = None) -> Socket:
         """The socket this component needs under address `key` (`addresses.socket_needs`),
-        bound or connected to its addresses."""
+        bound or connected to its addresses (or to `only` those of them: one replica)."""
         need = self._needs[key]
         socket = self.runtime.transport.socket(need.kind,
                                                owner=f"{self.runtime.name}.{self.name}", hwm=hwm,
@@ -54,7 +55,7 @@ class Component:
         security = self.runtime.definition.security
         if security is not None:  # CurveZMQ (SPEC §15): before any bind or connect
             security.secure(socket, self.section, self.name, bind=need.binds)
-        for endpoint in self.endpoints(key, many=need.many):
+        for endpoint in only if only is not None else self.endpoints(key, many=need.many):
             if need.binds:
                 self.bound_endpoint = socket.bind(endpoint)
             else:

@@ -157,6 +157,7 @@ _HWM = (_number(0, True), "an int > 0")
 #   one, or `min_subscribers`) has joined, without a sleep (`connections.publisher`,
 #   `states.out_state`). 0 means no wait.
 _CREATION_RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "replyer": {"dedupe": (_integer, "an int >= 0: replies kept to answer a repeated id")},
     "requester": {"timeout_s": (_number(0, True), _POSITIVE),
                   "retries": (_integer, "an int >= 0")},
     "publisher": {"topic": _TOPIC, "is_x_pub": (_flag, "a bool"), "hwm": _HWM,

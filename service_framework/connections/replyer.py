@@ -14,6 +14,7 @@ from ..transport.base import Frames, Socket
 from ..transport.peer_budget import DEFAULT_PEER_BYTES
 from ..wire.codec import CodecError
 from ..wire.envelope import EnvelopeError, decode_request, encode_error, encode_reply
+from .dedupe import ReplyCache
 
 log = get_logger()
 # Requests handled per wake-up before the loop looks at other sockets and timers.
@@ -27,7 +28,12 @@ DRAIN_QUIET_S = 0.05
 class Replyer(Component):
     last_active = float("-inf")  # when requests last arrived (the loop's clock)
 
+    cache: ReplyCache | None = None
+
     def open(self) -> None:
+        entries = int(self.spec.creation.get("dedupe", 0))
+        if entries > 0:
+            self.cache = ReplyCache(entries)
         self.socket = self.open_socket("replyer")
         self.socket.limit_peer_bytes(DEFAULT_PEER_BYTES)  # a client that never reads
         self.runtime.watch(self.socket, self.on_readable)
@@ -69,6 +75,12 @@ class Replyer(Component):
             runtime.emit("in", "error", self.name, workflow_id,
                          error={"type": type(error).__name__, "message": str(error)})
             return encode_error(workflow_id, None, type(error).__name__, str(error))
+        cache = self.cache
+        if cache is not None:
+            repeated = cache.get(request.rid, frames[-1])
+            if repeated is not None:  # a retry of a request already answered
+                runtime.count("replies_from_cache")
+                return repeated
         workflow_id = request.workflow_id or runtime.new_workflow_id()
         try:
             # As received, before validation: a refused request is recorded and replayed too.
@@ -90,6 +102,8 @@ class Replyer(Component):
                          error={"type": error_type, "message": str(error)})
             return encode_error(workflow_id, request.rid, error_type, str(error))
         runtime.emit("out", "reply", self.name, workflow_id, return_args=result)
+        if cache is not None:
+            cache.put(request.rid, frames[-1], body)
         return body
 
     def drain(self, deadline: float) -> None:

@@ -3,6 +3,12 @@
 A DEALER socket, not REQ: after a timeout REQ refuses to send again. On every timeout
 the socket is replaced (Lazy Pirate), and each request carries an id so a late answer to
 an abandoned request is recognised and dropped.
+
+Its address may list several endpoints: replicas of one replyer (`replicas.py` says how
+one is chosen). Each replica has a socket of its own; an attempt that times out on one
+is retried on the next, so a request is tried `1 + retries` times and at least once on
+every replica. A retry sends the same request id again: delivery is at least once, and
+a replyer created with `dedupe` answers a repeated id from its cache.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from ..logs import get_logger
 from ..wire.codec import CodecError
 from ..wire.envelope import EnvelopeError, decode_reply, encode_request
 from .outbound import OutboundConnection
+from .replicas import Replica, ReplicaSet
 
 log = get_logger()
 DEFAULT_TIMEOUT_S = 5.0
@@ -27,29 +34,32 @@ class Requester(OutboundConnection):
         self.retries = int(creation.get("retries", 0))
         self._ids = itertools.count(1)
         self._prefix = runtime.new_workflow_id()[:8]
-        self.socket = None
+        self.replicas: ReplicaSet | None = None
         self.poller = None
 
     def open(self) -> None:
-        self.endpoints("requester", many=True)  # fail early on a missing address
-        self._new_socket()
+        endpoints = self.endpoints("requester", many=True)  # fail early on a missing address
+        self.replicas = ReplicaSet(endpoints, self.timeout_s)
+        for replica in self.replicas.replicas:
+            self._new_socket(replica)
 
-    def _new_socket(self) -> None:
-        if self.socket is not None:
-            if self.poller is not None:  # a closed socket must not stay in the poller
-                self.poller.unregister(self.socket)
-            self.close_socket(self.socket)
+    def _new_socket(self, replica: Replica) -> None:
+        if replica.socket is not None:
+            self.poller.unregister(replica.socket)  # a closed socket must not stay in it
+            self.close_socket(replica.socket)
         if self.poller is None:
             self.poller = self.runtime.transport.poller(owner=f"{self.runtime.name}.{self.name}")
-        self.socket = self.open_socket("requester")
-        self.poller.register(self.socket)
+        replica.socket = self.open_socket("requester", only=[replica.endpoint])
+        self.poller.register(replica.socket)
 
     def release_sockets(self) -> None:
         super().release_sockets()
         if self.poller is not None:
             self.poller.close()
             self.poller = None
-        self.socket = None
+        if self.replicas is not None:
+            for replica in self.replicas.replicas:
+                replica.socket = None
 
     def deliver(self, args: dict, workflow_id: str) -> dict:
         runtime = self.runtime
@@ -57,37 +67,56 @@ class Requester(OutboundConnection):
         body = encode_request(workflow_id, args, rid, max_bytes=runtime.max_message_bytes)
         runtime.emit("out", "request", self.name, workflow_id, args=args)
         clock = runtime.clock
-        attempts = 1 + self.retries
+        replicas = self.replicas
+        # At least one attempt per replica: one that died costs its attempt's timeout,
+        # never the caller an error while another replica answers.
+        attempts = max(1 + self.retries, len(replicas))
+        order = replicas.order(clock.monotonic())
         for attempt in range(1, attempts + 1):
-            if self.socket is None:
-                self._new_socket()
-            socket = self.socket
+            replica = order[(attempt - 1) % len(order)]
+            if replica.socket is None:
+                self._new_socket(replica)
             deadline = clock.monotonic() + self.timeout_s
-            if socket.send([body]):
+            if replica.socket.send([body]):
                 while (remaining := deadline - clock.monotonic()) > 0:
-                    if not self.poller.poll(remaining):
-                        continue
-                    frames = socket.recv()
-                    if frames is None:
-                        continue
-                    reply = self._decode(frames)
-                    if reply is None or reply.rid != rid:
-                        runtime.count("late_replies_dropped")
-                        continue  # an answer to a request we gave up on
-                    if reply.error is not None:
-                        runtime.emit("in", "error", self.name, workflow_id, error=reply.error)
-                        raise RemoteError(reply.error["type"], reply.error["message"],
-                                          self.name)
-                    return self.check_reply(reply.return_args, workflow_id)
-            log.warning("%s: no reply within %.3gs (attempt %d of %d)", self.label,
-                        self.timeout_s, attempt, attempts)
-            self._new_socket()  # Lazy Pirate: a fresh socket, queued requests discarded
+                    for socket in self.poller.poll(remaining):
+                        reply = self._receive(socket, rid)
+                        if reply is None:
+                            continue
+                        if reply.error is not None:
+                            runtime.emit("in", "error", self.name, workflow_id,
+                                         error=reply.error)
+                            raise RemoteError(reply.error["type"], reply.error["message"],
+                                              self.name)
+                        return self.check_reply(reply.return_args, workflow_id)
+            runtime.count("request_attempts_timed_out")
+            pause = replicas.failed(replica, clock.monotonic())
+            more = (f"; suspect for {pause:.3g}s, trying the next replica"
+                    if len(replicas) > 1 and attempt < attempts else "")
+            log.warning("%s: no reply within %.3gs from %s (attempt %d of %d)%s", self.label,
+                        self.timeout_s, replica.endpoint, attempt, attempts, more)
+            self._new_socket(replica)  # Lazy Pirate: a fresh socket, queued requests discarded
         runtime.count("request_timeouts")
         timeout = RequestTimeout(f"{self.label}: no reply from "
-                                 f"{', '.join(self.endpoints('requester', many=True))} within "
+                                 f"{', '.join(r.endpoint for r in replicas.replicas)} within "
                                  f"{self.timeout_s:g}s ({attempts} attempt(s))")
         self.record_error(timeout, workflow_id)  # a replay raises it again, message and all
         raise timeout
+
+    def _receive(self, socket, rid: str):
+        """The reply to request `rid` waiting on `socket`, crediting its replica; None
+        when nothing is waiting, or for a late answer to a request we gave up on."""
+        frames = socket.recv()
+        if frames is None:
+            return None
+        reply = self._decode(frames)
+        if reply is None or reply.rid != rid:
+            self.runtime.count("late_replies_dropped")
+            return None
+        for replica in self.replicas.replicas:
+            if replica.socket is socket:
+                self.replicas.answered(replica)
+        return reply
 
     def _decode(self, frames):
         try:

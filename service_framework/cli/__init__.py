@@ -13,9 +13,9 @@ import sys
 import traceback
 from typing import Any, Iterable, Mapping, Sequence
 
-from .addresses import load_addresses
-from .config import parse_extras
-from .errors import (
+from ..addresses import load_addresses
+from ..config import parse_extras
+from ..errors import (
     ArgumentError,
     ConfigError,
     ModelError,
@@ -23,13 +23,13 @@ from .errors import (
     ReplayError,
     TraceFormatError,
 )
-from .loader import load_service
-from .logs import check_level, get_logger, setup_logging
-from .security import keygen
-from .service import Service
-from .trace import ReplayDriver, ReplayReport, Trace, memory_addresses, read_trace, started_at
-from .trace.module_clock import follow_clock
-from .transport.memory import MemoryBus
+from ..loader import load_service
+from ..logs import check_level, get_logger, setup_logging
+from ..security import keygen
+from ..service import Service
+from ..trace import ReplayDriver, ReplayReport, Trace, memory_addresses, read_trace, started_at
+from ..trace.module_clock import follow_clock
+from ..transport.memory import MemoryBus
 
 EXIT_OK, EXIT_CRASH, EXIT_LOAD_ERROR = 0, 1, 2
 LOAD_ERRORS = (ModelError, ConfigError, ArgumentError)
@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a service_framework service over ZeroMQ.",
         epilog="Any other --KEY VALUE or --KEY=VALUE is a config value, converted to the "
                "type config_model gives it. Exit status: 0 clean stop, 1 crash, "
-               "2 load/config/address error.")
+               "2 load/config/address error. Other commands: `service_framework proxy "
+               "--xsub ENDPOINT --xpub ENDPOINT` (a fan-out proxy), `service_framework "
+               "topology ADDRESSES... [-s SERVICE...]` (a picture of the system); -h on "
+               "each.")
     parser.add_argument("-s", dest="service_path",
                         help="path of the service module (relative, ../ or absolute)")
     parser.add_argument("-a", dest="addresses_path",
@@ -105,8 +108,16 @@ def _main_without_m(definition) -> str | None:
             "add -m to run it (main mode)")
 
 
+# Commands other than running a service: `service_framework COMMAND …`.
+SUBCOMMANDS = ("proxy", "topology")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        from importlib import import_module
+
+        return import_module(f".{argv[0]}", __name__).main(argv[1:])
     parser = build_parser()
     options, rest = parser.parse_known_args(argv)
     if not options.replay_path and options.mask:  # not replaying: a config value `mask`

@@ -1,0 +1,263 @@
+"""Replicas behind one requester: requests spread, a dead or stuck replica is failed over
+within `timeout_s` with no error to the caller, a replica that returns gets traffic again;
+a replyer's `dedupe` cache answers a repeated request id (issue 14, item 1)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections import Counter
+
+import pytest
+import zmq
+from helpers import TEST_SERVICES, cli_command, endpoint, free_port, make_module, wait_until
+
+from service_framework import Service
+from service_framework.connections.dedupe import MAX_ENTRIES, ReplyCache
+from service_framework.connections.replicas import MAX_SUSPECT_S, ReplicaSet
+from service_framework.wire.envelope import decode_reply, encode_request
+
+TIMEOUT_S = 1.0
+REPLICAS = ("a", "b", "c")
+
+
+def replica_module(name: str):
+    def on_echo(args, to_send, states, config):
+        return {"text": args["text"], "replica": name}
+
+    return make_module(f"replica_{name}", connection_models={"in": {"echo": {
+        "connection_type": "replyer",
+        "required_creation_arguments": {"on_new_request": on_echo},
+        "required_arguments": {"text": str},
+        "required_return_arguments": {"text": str, "replica": str}}}})
+
+
+def client_module(timeout_s: float = TIMEOUT_S, retries: int = 0):
+    """A service whose `ask` replyer asks the `echo` replicas and returns their answer."""
+    def on_ask(args, to_send, states, config):
+        reply = to_send("connection", "echo", {"text": args["text"]})
+        return {"text": reply["text"], "replica": reply["replica"]}
+
+    return make_module("replica_client", connection_models={
+        "in": {"ask": {"connection_type": "replyer",
+                       "required_creation_arguments": {"on_new_request": on_ask},
+                       "required_arguments": {"text": str},
+                       "required_return_arguments": {"text": str, "replica": str}}},
+        "out": {"echo": {"connection_type": "requester",
+                         "required_arguments": {"text": str},
+                         "required_return_arguments": {"text": str, "replica": str},
+                         "optional_return_arguments": {"runs": int},
+                         "optional_creation_arguments": {"timeout_s": timeout_s,
+                                                         "retries": retries}}}})
+
+
+# -- the choice, alone ------------------------------------------------------------------------
+def test_attempts_go_round_robin_and_skip_a_suspect_until_it_is_due():
+    replicas = ReplicaSet(["a", "b", "c"], timeout_s=1.0)
+    firsts = [replicas.order(0.0)[0].endpoint for _ in range(6)]
+    assert firsts == ["a", "b", "c", "a", "b", "c"]
+    b = replicas.replicas[1]
+    assert replicas.failed(b, now=10.0) == 1.0
+    assert [r.endpoint for r in replicas.order(10.5)] == ["a", "c", "b"]  # b last, not gone
+    assert replicas.failed(b, now=11.0) == 2.0  # doubling while it keeps failing
+    assert all(replicas.order(12.9)[0] is not b for _ in range(3))
+    assert replicas.order(13.0)[0] is b or replicas.order(13.0)[0] is b  # due again: probed
+    for _ in range(20):
+        replicas.failed(b, now=20.0)
+    assert b.suspect_until == 20.0 + MAX_SUSPECT_S
+    replicas.answered(b)
+    assert b.failures == 0 and b.suspect_until == float("-inf")
+
+
+def test_when_every_replica_is_suspect_they_are_still_tried_soonest_due_first():
+    replicas = ReplicaSet(["a", "b"], timeout_s=1.0)
+    a, b = replicas.replicas
+    replicas.failed(a, now=0.0)
+    replicas.failed(a, now=0.0)  # a: suspect until 2.0
+    replicas.failed(b, now=0.0)  # b: until 1.0
+    assert [r.endpoint for r in replicas.order(0.5)] == ["b", "a"]
+
+
+# -- on the memory bus ----------------------------------------------------------------------
+def bus_replicas(sf_bus, **client):
+    addresses = {name: {"connections": {"in": {"echo": {"replyer": f"{name}:1"}}}}
+                 for name in REPLICAS}
+    for name in REPLICAS:
+        sf_bus.service(replica_module(name), addresses=addresses[name])
+    return sf_bus.service(client_module(**client), addresses={"connections": {
+        "in": {"ask": {"replyer": "client:1"}},
+        "out": {"echo": {"requester": [f"{name}:1" for name in REPLICAS]}}}})
+
+
+def test_requests_spread_over_the_replicas_on_the_bus(sf_bus):
+    client = bus_replicas(sf_bus)
+    answers = Counter(client.request("ask", {"text": str(n)})["replica"] for n in range(30))
+    assert answers == {"a": 10, "b": 10, "c": 10}
+
+
+def test_a_crashed_replica_is_failed_over_within_timeout_and_gets_traffic_again(sf_bus):
+    client = bus_replicas(sf_bus)
+    sf_bus.crash("replica_b")
+    waits, answers = [], Counter()
+    for n in range(30):
+        before = sf_bus.clock.monotonic()
+        answers[client.request("ask", {"text": str(n)})["replica"]] += 1  # never an error
+        waits.append(sf_bus.clock.monotonic() - before)
+    assert answers["b"] == 0 and answers["a"] + answers["c"] == 30
+    assert max(waits) <= TIMEOUT_S + 1e-9  # one attempt lost on b at most, per request
+    timed_out = sum(1 for wait in waits if wait >= TIMEOUT_S)
+    assert 1 <= timed_out <= 4  # b is probed with backoff, not on every request
+    sf_bus.restart("replica_b")
+    sf_bus.advance(MAX_SUSPECT_S)  # past any suspicion: b is probed, answers, is back
+    answers = Counter(client.request("ask", {"text": str(n)})["replica"] for n in range(30))
+    assert answers["b"] >= 9
+
+
+def test_with_every_replica_down_the_caller_gets_one_timeout_naming_them(sf_bus):
+    client = bus_replicas(sf_bus)
+    for name in REPLICAS:
+        sf_bus.crash(f"replica_{name}")
+    before = sf_bus.clock.monotonic()
+    with pytest.raises(Exception) as error:
+        client.request("ask", {"text": "x"})
+    assert "RequestTimeout" in repr(error.value)
+    assert "a:1, b:1, c:1" in str(error.value) or "tcp://a:1" in str(error.value)
+    assert sf_bus.clock.monotonic() - before == pytest.approx(3 * TIMEOUT_S)
+
+
+def test_a_stuck_replica_is_failed_over_on_the_bus(sf_bus):
+    client = bus_replicas(sf_bus)
+    sf_bus.faults.drop(link=("replica_c", "replica_client"))  # up, but mute
+    answers = Counter(client.request("ask", {"text": str(n)})["replica"] for n in range(12))
+    assert answers["c"] == 0 and sum(answers.values()) == 12
+
+
+# -- the dedupe cache -------------------------------------------------------------------------
+def test_the_cache_answers_only_the_same_id_with_the_same_bytes_and_is_bounded():
+    cache = ReplyCache(2)
+    cache.put("r1", b"request one", b"reply one")
+    assert cache.get("r1", b"request one") == b"reply one"
+    assert cache.get("r1", b"another request under the same id") is None
+    assert cache.get(None, b"request one") is None
+    cache.put("r2", b"two", b"reply two")
+    cache.put("r3", b"three", b"reply three")
+    assert len(cache) == 2 and cache.get("r1", b"request one") is None  # oldest evicted
+    assert ReplyCache(10 ** 9).max_entries == MAX_ENTRIES
+
+
+def replica_process(tmp_path, name: str, port: int, **config) -> subprocess.Popen:
+    addresses = tmp_path / f"{name}_addresses.json"
+    addresses.write_text(json.dumps({"connections": {"in": {"echo": {
+        "replyer": endpoint(port)}}}}))
+    config_path = tmp_path / f"{name}_config.json"
+    config_path.write_text(json.dumps({"name": name, **config}))
+    log = open(tmp_path / f"{name}.log", "a")
+    return subprocess.Popen(cli_command("-s", TEST_SERVICES / "named_replica.py", "-a", addresses,
+                                        "-c", config_path), stdout=log, stderr=log)
+
+
+def raw_request(socket: zmq.Socket, rid: str, text: str, timeout_ms: int = 5000) -> dict:
+    socket.send(encode_request("w", {"text": text}, rid, max_bytes=1 << 20))
+    assert socket.poll(timeout_ms), "no reply"
+    return decode_reply(socket.recv(), max_bytes=1 << 20).return_args
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_a_replyer_with_dedupe_answers_a_repeated_id_without_running_again(tmp_path):
+    port = free_port()
+    process = replica_process(tmp_path, "d", port, dedupe=100)
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.linger = 0
+    socket.connect(f"tcp://{endpoint(port)}")
+    try:
+        first = raw_request(socket, "rid-1", "once", timeout_ms=15000)
+        assert first["runs"] == 1
+        assert raw_request(socket, "rid-1", "once") == first  # a retry: from the cache
+        assert raw_request(socket, "rid-1", "other args")["runs"] == 2  # not a repeat
+        assert raw_request(socket, "rid-2", "once")["runs"] == 3
+    finally:
+        socket.close(0)
+        stop(process)
+
+
+# -- over ZeroMQ ------------------------------------------------------------------------------
+@pytest.fixture
+def zmq_replicas(tmp_path):
+    ports = {name: free_port() for name in REPLICAS}
+    processes = {name: replica_process(tmp_path, name, port) for name, port in ports.items()}
+    client = Service(service_module=client_module(), console_loglevel="ERROR",
+                     addresses={"connections": {
+                         "in": {"ask": {"replyer": endpoint(free_port())}},
+                         "out": {"echo": {
+                             "requester": [endpoint(ports[name]) for name in REPLICAS]}}}})
+    try:
+        client.run_service()
+        yield client.runtime.to_send, ports, processes
+    finally:
+        try:
+            client.stop_service()
+        finally:
+            for process in processes.values():
+                stop(process)
+
+
+def ask_many(ask, count: int) -> Counter:
+    return Counter(ask("connection", "echo", {"text": str(n)})["replica"]
+                   for n in range(count))
+
+
+def test_requests_spread_over_replicas_and_survive_a_killed_one_over_zmq(zmq_replicas,
+                                                                          tmp_path):
+    import time
+
+    ask, ports, processes = zmq_replicas
+    wait_until(lambda: len(ask_many(ask, 6)) == 3, timeout=30,
+               message="all three replicas answering")
+    assert ask_many(ask, 30) == {"a": 10, "b": 10, "c": 10}
+    processes["b"].kill()
+    processes["b"].wait()
+    slowest, answers = 0.0, Counter()
+    for n in range(30):
+        started = time.monotonic()
+        answers[ask("connection", "echo", {"text": str(n)})["replica"]] += 1  # no error
+        slowest = max(slowest, time.monotonic() - started)
+    assert answers["b"] == 0 and answers["a"] + answers["c"] == 30
+    assert slowest < TIMEOUT_S + 0.5  # one lost attempt at most, then the next replica
+    processes["b"] = replica_process(tmp_path, "b", ports["b"])  # back, on the same port
+    wait_until(lambda: ask_many(ask, 3)["b"] > 0, timeout=MAX_SUSPECT_S + 20,
+               message="the returned replica getting traffic again")
+
+
+def test_a_hung_replica_is_failed_over_within_timeout_over_zmq(tmp_path):
+    import time
+
+    ports = {"ok": free_port(), "hung": free_port()}
+    processes = {"ok": replica_process(tmp_path, "ok", ports["ok"]),
+                 "hung": replica_process(tmp_path, "hung", ports["hung"], hang=True)}
+    client = Service(service_module=client_module(), console_loglevel="ERROR",
+                     addresses={"connections": {
+                         "in": {"ask": {"replyer": endpoint(free_port())}},
+                         "out": {"echo": {"requester": [endpoint(ports["hung"]),
+                                                        endpoint(ports["ok"])]}}}})
+    try:
+        client.run_service()
+        ask = client.runtime.to_send
+        wait_until(lambda: ask_many(ask, 1)["ok"] == 1, timeout=30, message="a replica up")
+        started = time.monotonic()
+        assert ask_many(ask, 10) == {"ok": 10}  # the hung one costs one attempt, once
+        assert time.monotonic() - started < 2 * TIMEOUT_S + 2.0
+    finally:
+        client.stop_service()
+        processes["hung"].kill()
+        processes["hung"].wait()
+        stop(processes["ok"])
