@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from .loader import ServiceDefinition, load_service, reload_service, require_main_mode
 from .logs import get_logger, setup_logging
 from .runtime import Runtime
+from .runtime.metrics import ServiceMetrics
 from .trace.recorder import TraceRecorder
 from .transport.base import Transport
 from .transport.memory import default_bus
@@ -57,13 +58,17 @@ class Service:
                  transport: str | Transport | None = None,
                  record_path: str | os.PathLike | None = None, *,
                  extras: Mapping[str, str] | None = None, drain_s: float = 1.0,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 metrics: str | None = None) -> None:
         if (service_path is None) == (service_module is None):
             raise ValueError("give exactly one of service_path and service_module")
         setup_logging(console_loglevel, log_path, file_loglevel, int(backup_count))
         definition = load_service(service_path if service_path is not None else service_module,
                                   config=config, extras=extras, addresses=addresses)
         self._setup(definition, transport, record_path, drain_s, max_message_bytes)
+        if metrics is not None:  # Prometheus metrics over HTTP at HOST:PORT (runtime/metrics)
+            self.metrics = ServiceMetrics(definition.name, metrics)
+            self.runtime_listeners.append(self.metrics.attach)
 
     @classmethod
     def from_definition(cls, definition: ServiceDefinition, *,
@@ -92,6 +97,7 @@ class Service:
         self._stopped = threading.Event()
         # Called with each new Runtime before it opens (the harness attaches its outbox).
         self.runtime_listeners: list = []
+        self.metrics: ServiceMetrics | None = None
 
     # -- starting -----------------------------------------------------------------------
     def _start_runtime(self, previous: Runtime | None = None) -> Runtime:
@@ -110,6 +116,8 @@ class Service:
             runtime.open()
         except BaseException:
             self._close_recordings()  # binding failed: nothing ran, close the file
+            if self.metrics is not None:
+                self.metrics.close()
             raise
         self.runtime = runtime
         self._stopped.clear()
@@ -134,8 +142,10 @@ class Service:
             with _running_lock:
                 _running.pop(id(self), None)
             runtime.close()
-            if not crashed:  # a crashed service's traces go on when it restarts
+            if not crashed:  # a crashed service's traces (and metrics) go on when it restarts
                 self._close_recordings()
+                if self.metrics is not None:
+                    self.metrics.close()
             self._stopped.set()
             log.info("service %r %s", runtime.name, "crashed" if crashed else "stopped",
                      extra={"service": runtime.name})

@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --replay: fields not to compare (volatile ones), e.g. "
                              "return_args.count or book:args.updated_time; comma-separated "
                              "or repeated")
+    parser.add_argument("--metrics", metavar="HOST:PORT",
+                        help="serve Prometheus metrics over HTTP there (needs "
+                             "prometheus-client: pip install 'service_framework[metrics]')")
     parser.add_argument("--check", action="store_true",
                         help="load and validate service, config and addresses, print a "
                              "summary, exit 0 (or 2) without binding anything")
@@ -158,7 +161,8 @@ def _run(parser: argparse.ArgumentParser, options: argparse.Namespace, rest: lis
                       addresses=options.addresses_path,
                       console_loglevel=options.console_loglevel, log_path=options.log_path,
                       file_loglevel=options.file_loglevel, backup_count=options.backup_count,
-                      record_path=options.record_path, extras=extras)
+                      record_path=options.record_path, extras=extras,
+                      metrics=options.metrics)
     if not options.main_mode and (note := _main_without_m(service.definition)) is not None:
         print(f"service_framework: warning: {note}", file=sys.stderr)
     try:

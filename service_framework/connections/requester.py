@@ -35,6 +35,7 @@ class Requester(OutboundConnection):
         self._ids = itertools.count(1)
         self._prefix = runtime.new_workflow_id()[:8]
         self.replicas: ReplicaSet | None = None
+        self.timeouts = self.attempts_timed_out = self.retries_sent = 0  # (metrics read them)
         self.poller = None
 
     def open(self) -> None:
@@ -77,6 +78,8 @@ class Requester(OutboundConnection):
             if replica.socket is None:
                 self._new_socket(replica)
             deadline = clock.monotonic() + self.timeout_s
+            if attempt > 1:
+                self.retries_sent += 1
             if replica.socket.send([body]):
                 while (remaining := deadline - clock.monotonic()) > 0:
                     for socket in self.poller.poll(remaining):
@@ -90,6 +93,7 @@ class Requester(OutboundConnection):
                                               self.name)
                         return self.check_reply(reply.return_args, workflow_id)
             runtime.count("request_attempts_timed_out")
+            self.attempts_timed_out += 1
             pause = replicas.failed(replica, clock.monotonic())
             more = (f"; suspect for {pause:.3g}s, trying the next replica"
                     if len(replicas) > 1 and attempt < attempts else "")
@@ -97,6 +101,7 @@ class Requester(OutboundConnection):
                         self.timeout_s, replica.endpoint, attempt, attempts, more)
             self._new_socket(replica)  # Lazy Pirate: a fresh socket, queued requests discarded
         runtime.count("request_timeouts")
+        self.timeouts += 1
         timeout = RequestTimeout(f"{self.label}: no reply from "
                                  f"{', '.join(r.endpoint for r in replicas.replicas)} within "
                                  f"{self.timeout_s:g}s ({attempts} attempt(s))")

@@ -91,6 +91,7 @@ class InState(Component):
         self.updates_applied = self.ignored = self.bad_updates = self.heartbeats = 0
         self.snapshot_requests = self.snapshot_timeouts = 0
         self.out_of_sync = 0
+        self.snapshot_bytes = 0  # the size of the last snapshot taken
         runtime.set_state_value(spec.name, self.sync.value)
 
     @property
@@ -268,6 +269,7 @@ class InState(Component):
                 self._bad(f"snapshot: {error}")
                 continue
             self._rid = self._request_deadline = None
+            self.snapshot_bytes = len(frames[-1])
             self._last_heard = runtime.clock.monotonic()
             if snapshot.heartbeat_s:
                 self.silence_s = LIVENESS * snapshot.heartbeat_s

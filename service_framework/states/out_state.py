@@ -166,6 +166,12 @@ class OutState(Component):
     def epoch(self) -> str:
         return self.core.epoch
 
+    @property
+    def snapshot_bytes(self) -> int:
+        """The size of the last snapshot packed (0 before any was asked for)."""
+        packed = self.core._packed
+        return 0 if packed is None else len(packed[1])
+
     def open(self) -> None:
         self.publisher = self.open_socket("publisher", hwm=self.hwm)
         if self._wait_s <= 0:  # subscriptions are counted only for `wait_after_creation_s`:

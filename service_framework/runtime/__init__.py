@@ -15,16 +15,16 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from .component import Component
-from .connections import build_connection
-from .errors import ArgumentError
-from .events import Event, Sent, copy_args
-from .loader import ServiceDefinition
-from .logs import get_logger, service_name_var, workflow_id_var
-from .states import build_state
-from .states.view import StatesView
-from .transport.base import Socket, Transport
-from .wire.codec import DEFAULT_MAX_MESSAGE_BYTES
+from ..component import Component
+from ..connections import build_connection
+from ..errors import ArgumentError
+from ..events import Event, Sent, copy_args
+from ..loader import ServiceDefinition
+from ..logs import get_logger, service_name_var, workflow_id_var
+from ..states import build_state
+from ..states.view import StatesView
+from ..transport.base import Socket, Transport
+from ..wire.codec import DEFAULT_MAX_MESSAGE_BYTES
 
 log = get_logger()
 
