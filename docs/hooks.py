@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from service_framework import models
-from service_framework.cli import build_parser
+from service_framework.cli import build_parser, topology
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,8 +37,15 @@ def _limits() -> str:
     return section.group(1).strip() if section else "(the README has no Limits section)"
 
 
-GENERATED = {"keys": _keys, "cli": _cli, "limits": _limits}
+def _topology(addresses: str, *services: str) -> str:
+    """The picture `service_framework topology` draws of an example (its services given)."""
+    drawn = topology.build([ROOT / addresses], [str(ROOT / service) for service in services])
+    return f"```mermaid\n{topology.mermaid(drawn)}```"
+
+
+GENERATED = {"keys": _keys, "cli": _cli, "limits": _limits, "topology": _topology}
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001 - mkdocs API
-    return re.sub(r"<!-- generated: (\w+) -->", lambda m: GENERATED[m.group(1)](), markdown)
+    return re.sub(r"<!-- generated: (\w+)((?: \S+)*) -->",
+                  lambda m: GENERATED[m.group(1)](*m.group(2).split()), markdown)
