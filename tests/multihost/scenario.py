@@ -1,0 +1,180 @@
+"""The multi-host run: three hosts (network namespaces, `netns.py`), a host cut off for
+5 s and brought back. `test_multihost.py` asserts on it; `scripts/multihost.sh` runs it by
+hand (`python tests/multihost/scenario.py`) and prints what happened.
+
+Host A: the proxy, the order-book producer (publishing through the proxy, serving
+snapshots itself), and a client asking the echo replicas on B and C. Hosts B and C: a
+follower of the book and an echo replica each.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "services"))
+
+from mh_producer import expected_book  # noqa: E402 - after the path fix, as a script
+from netns import Hosts  # noqa: E402
+
+REPLICA = HERE.parent / "services" / "named_replica.py"
+COUNT, INTERVAL_S = 1200, 0.01  # deltas the producer publishes, about 15 s of them
+CUT_S = 5.0
+DEADLINE_S = 40.0
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.1)
+    return value
+
+
+class Scenario:
+    def __init__(self, hosts: Hosts, workdir: Path) -> None:
+        self.hosts, self.workdir = hosts, workdir
+        a, b, c = (hosts.address(host) for host in ("a", "b", "c"))
+        self.endpoints = {"xsub": f"{a}:6000", "xpub": f"{a}:6001", "snapshots": f"{a}:6002",
+                          "b": f"{b}:6100", "c": f"{c}:6100"}
+        self.cut_at = self.mended_at = 0.0
+        self.before_cut: dict = {}
+
+    def _service(self, host: str, name: str, service: Path, addresses: dict,
+                 *flags: str) -> subprocess.Popen:
+        path = self.workdir / f"{name}_addresses.json"
+        path.write_text(json.dumps(addresses))
+        out = open(self.workdir / f"{name}.out", "w")
+        log = open(self.workdir / f"{name}.log", "w")
+        return self.hosts.run(host, [sys.executable, "-m", "service_framework", "-s",
+                                     str(service), "-a", str(path), *flags],
+                              stdout=out, stderr=log)
+
+    def start(self) -> None:
+        e = self.endpoints
+        log = open(self.workdir / "proxy.log", "w")
+        self.hosts.run("a", [sys.executable, "-m", "service_framework", "proxy", "--xsub",
+                             e["xsub"], "--xpub", e["xpub"]], stdout=log, stderr=log)
+        for host in ("b", "c"):
+            self._service(host, f"follower_{host}", HERE / "services" / "mh_follower.py",
+                          {"states": {"in": {"book": {"subscriber": e["xpub"],
+                                                      "requester": e["snapshots"]}}}},
+                          "--status_path", str(self.status_path(host)))
+            self._service(host, f"replica_{host}", REPLICA,
+                          {"connections": {"in": {"echo": {"replyer": e[host]}}}},
+                          "--name", host)
+        self._service("a", "producer", HERE / "services" / "mh_producer.py",
+                      {"states": {"out": {"book": {"publisher": e["xsub"],
+                                                   "replyer": e["snapshots"]}}}},
+                      "-m", "--count", str(COUNT), "--interval_s", str(INTERVAL_S))
+        self._service("a", "client", HERE / "services" / "mh_client.py",
+                      {"connections": {"out": {"echo": {"requester": [e["b"], e["c"]]}}}},
+                      "-m", "--duration_s", "120")
+
+    def status_path(self, host: str) -> Path:
+        return self.workdir / f"follower_{host}.json"
+
+    def status(self, host: str) -> dict | None:
+        try:
+            return json.loads(self.status_path(host).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def answers(self) -> list[dict]:
+        path = self.workdir / "client.out"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def followed(self, host: str) -> bool:
+        status = self.status(host)
+        return bool(status and status["synced"] and status["seq"] >= 1)
+
+    def caught_up(self, host: str) -> bool:
+        status = self.status(host)
+        return bool(status and status["synced"] and status["seq"] == COUNT)
+
+    def run(self, say: Callable[[str], None] = lambda text: None) -> None:
+        self.start()
+        wait_for(lambda: self.followed("b") and self.followed("c"), "both followers in sync")
+        wait_for(lambda: {"b", "c"} <= {a.get("replica") for a in self.answers()},
+                 "answers from both replicas")
+        say("all up: both followers in sync, both replicas answering")
+        self.before_cut = {host: self.status(host) for host in ("b", "c")}
+        self.cut_at = time.time()
+        self.hosts.cut("b")
+        say(f"host b cut off for {CUT_S:g} s")
+        time.sleep(CUT_S)  # the fault's own length: what happens meanwhile is checked after
+        self.hosts.mend("b")
+        self.mended_at = time.time()
+        say("host b back")
+        wait_for(lambda: self.caught_up("b") and self.caught_up("c"),
+                 "both followers at the producer's last seq")
+        wait_for(lambda: any(a.get("replica") == "b" and a["t"] > self.mended_at
+                             for a in self.answers()), "replica b answering again")
+        say("both followers caught up; replica b answers again")
+
+    def stop(self) -> None:
+        for process in self.hosts.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.hosts.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def summary(self) -> dict:
+        answers = self.answers()
+        during = [a for a in answers if self.cut_at + 1.0 < a["t"] < self.mended_at]
+        return {
+            "requests": len(answers),
+            "errors": [a for a in answers if "error" in a],
+            "answered_during_cut": sorted({a.get("replica") for a in during}),
+            "requests_during_cut": len(during),
+            "slowest_s": max((a.get("took", 0.0) for a in answers), default=0.0),
+            "b": self.status("b"), "c": self.status("c"), "expected": expected_book(COUNT),
+            "snapshots_since_cut": {host: self.status(host)["snapshots"]
+                                    - self.before_cut[host]["snapshots"] for host in ("b", "c")},
+        }
+
+
+def main() -> int:
+    from netns import unavailable
+
+    reason = unavailable()
+    if reason:
+        print(f"cannot run: {reason}", file=sys.stderr)
+        return 2
+    hosts = Hosts.create()
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario = Scenario(hosts, Path(tmp))
+        try:
+            scenario.run(say=lambda text: print(f"{time.strftime('%H:%M:%S')} {text}",
+                                                flush=True))
+        finally:
+            scenario.stop()
+            hosts.destroy()
+        result = scenario.summary()
+    for host in ("b", "c"):
+        status = result[host]
+        print(f"follower {host}: seq {status['seq']}, synced {status['synced']}, snapshots "
+              f"taken since the cut {result['snapshots_since_cut'][host]}, book equal to the "
+              f"producer's: "
+              f"{status['book'] == result['expected']}")
+    print(f"client: {result['requests']} requests, {len(result['errors'])} errors; during the "
+          f"cut {result['requests_during_cut']} answered by {result['answered_during_cut']}; "
+          f"slowest {result['slowest_s']:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
