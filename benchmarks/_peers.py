@@ -6,7 +6,9 @@ Roles: `raw-rep` (pyzmq REP + msgpack), `sf-rep` (a framework replyer Service; w
 it records), `raw-pub` (pyzmq PUB publishing flat out), `sf-pub` (a framework publisher
 publishing flat out once SUBSCRIBERS subscribers, default 1, are there), both paused until a
 "1" line on stdin ("0" pauses them again), `rss` (a service whose out-state holds
-PORT price levels; prints its peak memory as JSON and exits). SIGTERM stops every role.
+PORT price levels; prints its peak memory as JSON and exits), `book-out` (an out-state of
+PORT price levels on the ports TRACE names, "PUB,REP"; "ready" once full). SIGTERM stops
+every role.
 """
 
 from __future__ import annotations
@@ -160,6 +162,26 @@ def rss(levels: int) -> None:
     print(json.dumps(result), flush=True)
 
 
+def book_out(levels: int, ports: str) -> None:
+    """An out-state of `levels` price levels on PUBLISHER,REPLYER ports; "ready" once full."""
+    from _states import fill
+
+    from service_framework import Service
+
+    publisher, replyer = ports.split(",")
+    service = Service(service_module=book_producer(), console_loglevel="WARNING",
+                      addresses={"states": {"out": {"book": {
+                          "publisher": f"127.0.0.1:{publisher}",
+                          "replyer": f"127.0.0.1:{replyer}"}}}})
+    service.run_service()
+    fill(service.runtime.to_send, levels)
+    signal.signal(signal.SIGTERM, _stop)
+    print("ready", flush=True)
+    while not stopping:
+        select.select([], [], [], 0.2)
+    service.stop_service()
+
+
 def main() -> None:
     role, number = sys.argv[1], int(sys.argv[2])
     trace = sys.argv[3] if len(sys.argv) > 3 else None
@@ -173,6 +195,8 @@ def main() -> None:
         sf_pub(number, int(sys.argv[3]) if len(sys.argv) > 3 else 1)
     elif role == "rss":
         rss(number)
+    elif role == "book-out":
+        book_out(number, sys.argv[3])
     else:
         raise SystemExit(f"unknown role {role!r}")
 

@@ -29,9 +29,12 @@ from _common import machine  # noqa: E402 - after the path fix, as a script
 from _inprocess import deltas, memory_bus  # noqa: E402 - after the path fix, as a script
 from _scale import harness_requests, pairs_rate, thousand_services  # noqa: E402
 from _simulation import seeds_per_second  # noqa: E402
+from _states import late_joiner_bus, late_joiner_zmq  # noqa: E402
 from _tcp import peak_memory, pubsub, request_reply  # noqa: E402
 
 from service_framework import RequestTimeout  # noqa: E402
+
+LATE_JOINER_LEVELS = 1_000_000
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -75,6 +78,8 @@ def main() -> None:
     scale = [(pairs_rate(1, window), pairs_rate(100, window)) for _ in range(max(1, rounds // 2))]
     thousand = thousand_services()
     requests_s = median([harness_requests() for _ in range(3)])
+    joiner = {"bus": late_joiner_bus(LATE_JOINER_LEVELS),
+              "zmq": late_joiner_zmq(LATE_JOINER_LEVELS)}
     sweeps = [(seeds_per_second(40), seeds_per_second(40, check_determinism=True))
               for _ in range(max(1, rounds // 2))]
     elapsed = time.monotonic() - started
@@ -104,6 +109,9 @@ def main() -> None:
                  "", "", "runs", verdict(thousand[1])))
     rows.append(("(c) memory bus: 10,000 harness requests", f"{requests_s:.3f}s", "", "",
                  "< 0.3s", verdict(requests_s < 0.3)))
+    for transport, took in joiner.items():
+        rows.append((f"(d) late joiner to {LATE_JOINER_LEVELS:,} levels, {transport}",
+                     f"{took:.2f}s", "", "", "<= 3s", verdict(took <= 3.0)))
     db, di = median(dl["bus"]), median(dl["in_side"])
     rows.append(("(d) deltas applied, memory bus end to end", fmt(db), "", "",
                  ">= 100,000/s", verdict(db >= 100_000)))

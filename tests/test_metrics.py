@@ -76,11 +76,11 @@ def services():
 
 def test_requests_errors_timeouts_retries_and_states_are_counted(services):
     echo_port, publisher, snapshots = free_port(), endpoint(free_port()), endpoint(free_port())
-    echo = Service(service_module=echo_module(), console_loglevel="CRITICAL",
+    echo = Service(service_module=echo_module(), console_loglevel="WARNING",
                    addresses={"connections": {"in": {"echo": {"replyer": endpoint(echo_port)}}}},
                    metrics="127.0.0.1:0")
     services.append(echo.run_service())
-    client = Service(service_module=client_module(), console_loglevel="CRITICAL",
+    client = Service(service_module=client_module(), console_loglevel="WARNING",
                      addresses={"connections": {"out": {
                          "echo": {"requester": endpoint(echo_port)},
                          "void": {"requester": endpoint(free_port())}}},  # nothing there
@@ -96,7 +96,7 @@ def test_requests_errors_timeouts_retries_and_states_are_counted(services):
     with pytest.raises(RequestTimeout):
         to_send("connection", "void", {"text": "x"})  # two attempts, then the error
     to_send("state", "book", {"levels": {"a": 1}, "is_snapshot": True})
-    consumer = Service(service_module=consumer_module(), console_loglevel="CRITICAL",
+    consumer = Service(service_module=consumer_module(), console_loglevel="WARNING",
                        addresses={"states": {"in": {"book": {"subscriber": publisher,
                                                              "requester": snapshots}}}},
                        metrics="127.0.0.1:0")
@@ -141,7 +141,7 @@ def test_requests_errors_timeouts_retries_and_states_are_counted(services):
 
 def test_metrics_are_off_by_default_and_nothing_listens(services):
     port = free_port()
-    service = Service(service_module=echo_module(), console_loglevel="CRITICAL",
+    service = Service(service_module=echo_module(), console_loglevel="WARNING",
                       addresses={"connections": {"in": {"echo": {"replyer": endpoint(port)}}}})
     services.append(service.run_service())
     assert service.metrics is None

@@ -29,6 +29,7 @@ class Replyer(Component):
     last_active = float("-inf")  # when requests last arrived (the loop's clock)
 
     cache: ReplyCache | None = None
+    replies_dropped = 0  # refused by the client's budget (metrics read it)
 
     def open(self) -> None:
         entries = int(self.spec.creation.get("dedupe", 0))
@@ -52,6 +53,7 @@ class Replyer(Component):
         reply = self.answer(frames)
         if reply is not None and not socket.send(frames[:-1] + [reply]):
             self.runtime.count("replies_dropped")
+            self.replies_dropped += 1
             log.warning("%s: dropped a reply of %d bytes: its client has not read the ones "
                         "before it (more than %d bytes held for it)", self.label, len(reply),
                         DEFAULT_PEER_BYTES)

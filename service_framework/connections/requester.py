@@ -35,7 +35,8 @@ class Requester(OutboundConnection):
         self._ids = itertools.count(1)
         self._prefix = runtime.new_workflow_id()[:8]
         self.replicas: ReplicaSet | None = None
-        self.timeouts = self.attempts_timed_out = self.retries_sent = 0  # (metrics read them)
+        # What metrics read: attempts refused at the high-water mark are `sends_refused`.
+        self.timeouts = self.attempts_timed_out = self.retries_sent = self.sends_refused = 0
         self.poller = None
 
     def open(self) -> None:
@@ -80,7 +81,9 @@ class Requester(OutboundConnection):
             deadline = clock.monotonic() + self.timeout_s
             if attempt > 1:
                 self.retries_sent += 1
-            if replica.socket.send([body]):
+            if not replica.socket.send([body]):
+                self.sends_refused += 1  # its queue is full: on to the next attempt at once
+            else:
                 while (remaining := deadline - clock.monotonic()) > 0:
                     for socket in self.poller.poll(remaining):
                         reply = self._receive(socket, rid)

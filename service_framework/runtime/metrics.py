@@ -114,6 +114,8 @@ _READ = (
     ("attempts", True, "request_attempts_timed_out",
      "Attempts that got no reply in timeout_s (each retried while attempts remain)", ["name"]),
     ("retries", True, "request_retries", "Attempts after a request's first", ["name"]),
+    ("drops", True, "drops", "Messages dropped at a high-water mark or a client's budget: "
+     "requests a requester's queue refused, replies a replyer could not queue", ["name"]),
     ("received", True, "subscriber_received", "Messages a subscriber took off its socket",
      ["name"]),
     ("lost", True, "publications_lost",
@@ -154,7 +156,10 @@ class _Components:
                 add("timeouts", [name], connection.timeouts)
                 add("attempts", [name], connection.attempts_timed_out)
                 add("retries", [name], connection.retries_sent)
+                add("drops", [name], connection.sends_refused)
         for name, connection in runtime.in_connections.items():
+            if hasattr(connection, "replies_dropped"):
+                add("drops", [name], connection.replies_dropped)
             if hasattr(connection, "lost"):
                 add("received", [name], connection.received)
                 add("lost", [name], connection.lost)

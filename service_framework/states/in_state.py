@@ -28,7 +28,8 @@ from ..logs import get_logger
 from ..transport.base import Frames, Socket
 from . import protocol
 from .out_state import DEFAULT_HEARTBEAT_S, DEFAULT_STATE_HWM
-from .protocol import Heartbeat, Update
+from .parts import merge_fragment
+from .protocol import Heartbeat, Snapshot, Update
 from .sync import APPLIED, BUFFERED, DEFAULT_MAX_BUFFER_BYTES, IGNORED, LOST, InStateSync
 from .view import DELTA, SNAPSHOT, StateUpdate
 
@@ -45,6 +46,7 @@ BATCH = 512  # messages handled per wake-up before the loop looks at other socke
 MIN_HEARTBEAT_S = 0.05
 SNAPSHOT_BACKOFF_S = 0.05
 SNAPSHOT_BACKOFF_CAP_S = 5.0
+PART_WINDOW = 4  # parts of a large snapshot in flight towards this side (`parts.py`)
 
 
 class InState(Component):
@@ -73,6 +75,8 @@ class InState(Component):
         self._check = spec.value.check
         self._delta = spec.kind == "delta"
         self._rid: str | None = None  # the snapshot request in flight
+        self._assembly: Snapshot | None = None  # a snapshot in parts: what came so far
+        self._assembled_bytes = 0
         self._request_deadline: float | None = None
         self._attempt = 0
         self._episode_requests = 0  # snapshot requests since a sync last held (backoff)
@@ -248,10 +252,11 @@ class InState(Component):
             self.requester = self.open_socket("requester")
             runtime.watch(self.requester, self.on_reply)
         self._rid = self._rid_sent = runtime.new_workflow_id()
+        self._assembly = None
         self._request_deadline = runtime.clock.monotonic() + self.snapshot_timeout_s
         self.snapshot_requests += 1
         runtime.count("snapshot_requests")
-        self.requester.send([protocol.encode_snapshot_request(self._rid)])
+        self.requester.send([protocol.encode_snapshot_request(self._rid, PART_WINDOW)])
 
     def on_reply(self, socket: Socket) -> None:
         runtime = self.runtime
@@ -262,19 +267,50 @@ class InState(Component):
                 if snapshot.rid != self._rid:
                     runtime.count("late_snapshots_dropped")
                     continue  # the answer to a request given up on
-                if snapshot.seq:  # seq 0: nothing was sent yet, the value is {}
+                size = len(frames[-1])
+                if snapshot.part is not None:
+                    snapshot = self._take_part(snapshot, size)
+                    if snapshot is None:
+                        continue  # more parts to come
+                    size = self._assembled_bytes
+                if snapshot.seq and (snapshot.part is None or not self._delta):
                     # A delta value is the sum of validated deltas: it may lack required keys.
                     self._check(snapshot.value, partial=self._delta)
             except ValueError as error:  # the request stays in flight: it times out, retries
+                self._assembly = None
                 self._bad(f"snapshot: {error}")
                 continue
-            self._rid = self._request_deadline = None
-            self.snapshot_bytes = len(frames[-1])
+            self._rid = self._request_deadline = self._assembly = None
+            self.snapshot_bytes = size
             self._last_heard = runtime.clock.monotonic()
             if snapshot.heartbeat_s:
                 self.silence_s = LIVENESS * snapshot.heartbeat_s
-            self.sync.on_snapshot(snapshot)
+            self.sync.on_snapshot(snapshot, owned=snapshot.part is not None)
             self._after_sync_change()
+
+    def _take_part(self, part: Snapshot, size: int) -> Snapshot | None:
+        """Adds one part of a snapshot sent in parts (checked as it comes, so a bad value is
+        named in its part) and asks for the next; the whole snapshot once the last is in."""
+        assembly = self._assembly
+        if part.part == 0:
+            assembly = part._replace(value={})
+            self._assembled_bytes = 0
+        elif assembly is None or (part.part, part.epoch, part.seq) != (
+                assembly.part, assembly.epoch, assembly.seq):
+            raise protocol.ProtocolError(
+                f"part {part.part} of the snapshot at {part.epoch}/{part.seq} does not follow "
+                + (f"part {assembly.part - 1} at {assembly.epoch}/{assembly.seq}"
+                   if assembly else "a first part"))
+        self._check(part.value, partial=True)
+        merge_fragment(assembly.value, part.value)
+        self._assembled_bytes += size
+        received = part.part + 1
+        self._assembly = assembly._replace(part=received)
+        self._request_deadline = self.runtime.clock.monotonic() + self.snapshot_timeout_s
+        if part.parts is None:  # not the end marker yet
+            self.requester.send([protocol.encode_snapshot_more(self._rid, received)])
+            return None
+        return assembly._replace(part=part.part, heartbeat_s=part.heartbeat_s)
 
     def _backoff(self) -> float:
         """How long the next snapshot request of this episode waits (0 for the first)."""

@@ -32,6 +32,7 @@ from ..wire import codec
 from ..wire.codec import DEFAULT_MAX_MESSAGE_BYTES, CodecError
 from . import protocol
 from .merge import copy_value, merge_patch, replace_value
+from .parts import PartSet, Transfers
 
 if TYPE_CHECKING:
     from ..models import StateSpec
@@ -143,6 +144,8 @@ class OutState(Component):
                                  max_bytes=runtime.max_message_bytes)
         self.lock = threading.Lock()
         self.subscriptions = SubscriptionCounter(self.topic)
+        self.transfers = Transfers()  # snapshots in parts under way (bounded: parts.py)
+        self.snapshot_bytes = 0  # sent for the last snapshot asked for (all its parts so far)
         self.publisher: Socket | None = None
         self.replyer: Socket | None = None
         self._last_sent = 0.0
@@ -166,11 +169,6 @@ class OutState(Component):
     def epoch(self) -> str:
         return self.core.epoch
 
-    @property
-    def snapshot_bytes(self) -> int:
-        """The size of the last snapshot packed (0 before any was asked for)."""
-        packed = self.core._packed
-        return 0 if packed is None else len(packed[1])
 
     def open(self) -> None:
         self.publisher = self.open_socket("publisher", hwm=self.hwm)
@@ -292,21 +290,46 @@ class OutState(Component):
                 runtime.count("malformed")
                 continue
             try:
-                rid = protocol.decode_snapshot_request(
-                    frames[-1], max_bytes=runtime.max_message_bytes).rid
+                request = protocol.decode_snapshot_request(
+                    frames[-1], max_bytes=runtime.max_message_bytes)
             except ValueError as error:  # CodecError and ProtocolError
                 runtime.count("bad_snapshot_requests")
                 log.warning("%s: dropped a bad snapshot request: %s", self.label, error)
                 continue
             try:
                 with self.lock:
-                    body = self.core.snapshot(rid)
+                    bodies = self._answer(bytes(frames[0]), request)
             except CodecError as error:
                 runtime.count("snapshot_errors")
                 log.error("%s: cannot encode the snapshot: %s", self.label, error)
                 continue
-            if not socket.send(frames[:-1] + [body]):
-                runtime.count("snapshots_dropped")
-                log.warning("%s: dropped a snapshot reply: its in side has not read the ones "
-                            "before it (more than %d bytes held for it)", self.label,
-                            DEFAULT_PEER_BYTES)
+            if request.next is None:
+                self.snapshot_bytes = 0
+            for body in bodies:
+                self.snapshot_bytes += len(body)
+                self._reply(socket, frames[:-1], body)
+
+    def _answer(self, peer: bytes, request: protocol.SnapshotRequest) -> list[bytes]:
+        """The bodies a snapshot request gets now: one snapshot (an in side that takes no
+        parts), the first parts of one, or the next parts of a transfer (`parts.py`)."""
+        core, now = self.core, self.runtime.clock.monotonic()
+        if request.next is not None:
+            parts = self.transfers.more(peer, request.rid, request.next, now)
+        elif request.window is not None:
+            key = (core.epoch, core.seq)
+            room = max(1024, self.runtime.max_message_bytes - 1024)  # for the part's head
+            self.transfers.part_set(key, lambda: PartSet(core.value, room))
+            parts = self.transfers.start(peer, request.rid, key, request.window, now)
+        else:
+            return [core.snapshot(request.rid)]
+        return [protocol.encode_snapshot_part(request.rid, part.epoch, part.seq, part.index,
+                                              part.total, part.fragment, core.heartbeat_s)
+                for part in parts]
+
+    def _reply(self, socket: Socket, route: Frames, body: bytes) -> None:
+        runtime = self.runtime
+        if not socket.send(route + [body]):
+            runtime.count("snapshots_dropped")
+            log.warning("%s: dropped a snapshot reply: its in side has not read the ones "
+                        "before it (more than %d bytes held for it)", self.label,
+                        DEFAULT_PEER_BYTES)

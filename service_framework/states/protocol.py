@@ -6,8 +6,14 @@ Four bodies, msgpack maps through `service_framework.wire.codec`, each with ``"v
   ``{v, epoch, seq, is_snapshot, args, workflow_id}`` — `args` is a delta (merged with
   JSON Merge Patch) unless `is_snapshot`, then it is the whole value;
 * heartbeat (publisher socket, same topic): ``{v, epoch, seq, heartbeat_s}`` — no `args`;
-* snapshot request (requester → replyer): ``{v, rid}``;
-* snapshot reply: ``{v, rid, epoch, seq, value, heartbeat_s}``.
+* snapshot request (requester → replyer): ``{v, rid}``, or ``{v, rid, window}`` from an in
+  side that takes a large snapshot in parts (`parts.py`), then ``{v, rid, next}`` for more;
+* snapshot reply: ``{v, rid, epoch, seq, value, heartbeat_s}``; a part of one adds
+  ``part`` (its index), its `value` a fragment of the whole; the last part adds ``parts``
+  (how many there were): the end marker.
+
+Both additions are optional keys: an out side that does not know `window` answers in one
+message, which this in side takes as before; an in side that does not send it gets one.
 
 No sockets here, so a test harness can fake an out side (or an in side) with the same
 bytes. Decoding checks the structure only; argument values are validated against the
@@ -26,7 +32,8 @@ from ..wire.codec import DEFAULT_MAX_MESSAGE_BYTES
 __all__ = [
     "VERSION", "ProtocolError", "Update", "Heartbeat", "SnapshotRequest", "Snapshot",
     "encode_update", "encode_heartbeat", "decode_message", "encode_snapshot_request",
-    "decode_snapshot_request", "encode_snapshot", "decode_snapshot",
+    "decode_snapshot_request", "encode_snapshot", "decode_snapshot", "encode_snapshot_more",
+    "encode_snapshot_part",
 ]
 
 VERSION = 1
@@ -56,6 +63,8 @@ class Heartbeat(NamedTuple):
 
 class SnapshotRequest(NamedTuple):
     rid: str
+    window: int | None = None  # parts the in side takes in flight (it takes parts)
+    next: int | None = None  # a request for more parts: the in side has those below it
 
 
 class Snapshot(NamedTuple):
@@ -66,6 +75,8 @@ class Snapshot(NamedTuple):
     seq: int
     value: dict
     heartbeat_s: float | None = None
+    part: int | None = None  # a part of a snapshot: its index; the last says how many
+    parts: int | None = None
 
 
 def encode_update(epoch: str, seq: int, is_snapshot: bool, args: dict,
@@ -79,8 +90,23 @@ def encode_heartbeat(epoch: str, seq: int, heartbeat_s: float | None = None) -> 
     return _pack({"v": VERSION, "epoch": epoch, "seq": seq, "heartbeat_s": heartbeat_s})
 
 
-def encode_snapshot_request(rid: str) -> bytes:
-    return _pack({"v": VERSION, "rid": rid})
+def encode_snapshot_request(rid: str, window: int | None = None) -> bytes:
+    if window is None:
+        return _pack({"v": VERSION, "rid": rid})
+    return _pack({"v": VERSION, "rid": rid, "window": window})
+
+
+def encode_snapshot_more(rid: str, received: int) -> bytes:
+    return _pack({"v": VERSION, "rid": rid, "next": received})
+
+
+def encode_snapshot_part(rid: str, epoch: str, seq: int, part: int, parts: int | None,
+                         packed_fragment: bytes, heartbeat_s: float | None = None) -> bytes:
+    """Part `part` of the snapshot at (epoch, seq), around a packed fragment; the last
+    part says how many there are (`parts`): the end marker."""
+    head = _pack({"v": VERSION, "rid": rid, "epoch": epoch, "seq": seq,
+                  "heartbeat_s": heartbeat_s, "part": part, "parts": parts})
+    return b"".join((bytes((head[0] + 1,)), head[1:], _VALUE_KEY, packed_fragment))
 
 
 def encode_snapshot_around(rid: str | None, epoch: str, seq: int, packed_value: bytes,
@@ -178,10 +204,23 @@ def _decode_other(message: Any) -> Update | Heartbeat:
 
 def decode_snapshot_request(body: bytes, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
                             ) -> SnapshotRequest:
-    rid = _map(body, max_bytes).get("rid")
+    message = _map(body, max_bytes)
+    rid = message.get("rid")
     if rid.__class__ is not str:
         raise ProtocolError(f"snapshot request: rid must be a string, got {type(rid).__name__}")
-    return SnapshotRequest(rid)
+    return SnapshotRequest(rid, _count(message, "window", 1), _count(message, "next", 0))
+
+
+_MAX_COUNT = 2 ** 31
+
+
+def _count(message: dict, key: str, least: int) -> int | None:
+    value = message.get(key)
+    if value is None:
+        return None
+    if value.__class__ is not int or not least <= value < _MAX_COUNT:
+        raise ProtocolError(f"{key} must be an int in [{least}, {_MAX_COUNT}), got {value!r}")
+    return value
 
 
 def decode_snapshot(body: bytes, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Snapshot:
@@ -192,4 +231,7 @@ def decode_snapshot(body: bytes, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) 
         raise ProtocolError(f"snapshot: value must be a map, got {type(value).__name__}")
     if rid is not None and rid.__class__ is not str:
         raise ProtocolError("snapshot: rid must be a string")
-    return Snapshot(rid, epoch, seq, value, _interval(message))
+    part, parts = _count(message, "part", 0), _count(message, "parts", 1)
+    if parts is not None and (part is None or part != parts - 1):  # only the last says
+        raise ProtocolError(f"snapshot: part {part!r} cannot end {parts!r} parts")
+    return Snapshot(rid, epoch, seq, value, _interval(message), part, parts)

@@ -88,12 +88,15 @@ class InStateSync:
             return IGNORED
         return self._sync_from(update)
 
-    def on_snapshot(self, snapshot: Snapshot) -> str:
-        """Applies a snapshot reply, then the buffered updates that follow it."""
+    def on_snapshot(self, snapshot: Snapshot, *, owned: bool = False) -> str:
+        """Applies a snapshot reply, then the buffered updates that follow it. `owned`: its
+        value was built for this side alone (from parts), so it may become the value
+        itself when nothing buffered will merge into it before handlers see it."""
         if snapshot.epoch == self.epoch and (snapshot.seq < self.seq or (
                 self.synced and snapshot.seq == self.seq)):
             return IGNORED  # older than what is applied: never roll back
-        return self._sync_from(Update(snapshot.epoch, snapshot.seq, True, snapshot.value))
+        return self._sync_from(Update(snapshot.epoch, snapshot.seq, True, snapshot.value),
+                               owned=owned)
 
     def on_heartbeat(self, heartbeat: Heartbeat) -> str:
         """A heartbeat ahead of the last applied update means the tail was lost."""
@@ -146,9 +149,11 @@ class InStateSync:
         self._sizes.clear()
         self.buffer_bytes = 0
 
-    def _sync_from(self, base: Update) -> str:
-        # Copied: the args go on to handlers and traces, later deltas merge into the value.
-        replace_value(self.value, copy_value(base.args))
+    def _sync_from(self, base: Update, *, owned: bool = False) -> str:
+        # Copied: the args go on to handlers and traces, later deltas merge into the value
+        # (the buffered ones before those see them).
+        replace_value(self.value, base.args if owned and not self.buffer
+                      else copy_value(base.args))
         self.epoch, self.seq, self.synced = base.epoch, base.seq, True
         self._applied.append(base)
         if self.buffer:

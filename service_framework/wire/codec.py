@@ -239,6 +239,14 @@ def _bad_payload(code: int, exc: Exception) -> CodecError:
     )
 
 
+# Decimals decoded lately, by their bytes: prices and sizes repeat (a book's sizes, a
+# tick's price), and a Decimal is immutable, so one object serves every copy. Bounded:
+# short payloads only, and cleared when full.
+DECIMAL_CACHE_ENTRIES = 4096
+DECIMAL_CACHE_KEY_BYTES = 24
+_DECIMALS: dict[bytes, Decimal] = {}
+
+
 def _make_ext_hook(depth: int) -> Callable[[int, bytes], Any]:
     """The msgpack ``ext_hook`` for payloads nested `depth` tuple/set levels deep."""
     nested = depth + 1
@@ -269,12 +277,22 @@ def _make_ext_hook(depth: int) -> Callable[[int, bytes], Any]:
         EXT_TUPLE: dec_tuple,
     }
 
+    decimals = _DECIMALS
+
     def ext_hook(code: int, data: bytes) -> Any:
         if code == EXT_DECIMAL:  # the common case, inlined
+            value = decimals.get(data)
+            if value is not None:
+                return value
             try:
-                return Decimal(data.decode("ascii"))
+                value = Decimal(data.decode("ascii"))
             except Exception as exc:  # UnicodeDecodeError, InvalidOperation
                 raise _bad_payload(code, exc) from exc
+            if len(data) <= DECIMAL_CACHE_KEY_BYTES:
+                if len(decimals) >= DECIMAL_CACHE_ENTRIES:
+                    decimals.clear()
+                decimals[data] = value
+            return value
         decoder = decoders.get(code)
         if decoder is None:
             raise CodecError(f"cannot decode message: unknown ext type code {code}")

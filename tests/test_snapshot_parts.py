@@ -1,0 +1,292 @@
+"""Snapshots in parts (issue 12): a state larger than one message is sent as fragments,
+checked part by part, with at most a window of parts in flight per in side; old
+single-message snapshots still work both ways."""
+
+from __future__ import annotations
+
+import threading
+
+import zmq
+from helpers import endpoint, free_port, make_module, wait_until
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service_framework import Service
+from service_framework.states import parts, protocol
+from service_framework.wire import codec
+
+SMALL = 64 * 1024  # max_message_bytes in these tests: a state of 20,000 levels needs parts
+LEVELS = {"levels": {str: int}}
+
+
+def book(levels: int) -> dict:
+    return {"levels": {f"L{n:06d}": n for n in range(levels)}, "name": "book", "empty": {}}
+
+
+def fill(producer: Service, value: dict, chunk: int = 1000) -> None:
+    """Sends `value` as deltas each small enough for one message."""
+    levels = list(value["levels"].items())
+    producer.runtime.to_send("state", "book", {**value, "levels": {}, "is_snapshot": True})
+    for start in range(0, len(levels), chunk):
+        producer.runtime.to_send("state", "book",
+                                 {"levels": dict(levels[start:start + chunk])})
+
+
+# -- cutting and merging ------------------------------------------------------------------
+values = st.recursive(st.integers() | st.text(max_size=3) | st.lists(st.integers(), max_size=3),
+                      lambda children: st.dictionaries(st.text(max_size=4), children,
+                                                       max_size=8), max_leaves=40)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), values, max_size=12), st.integers(1, 20))
+def test_fragments_merge_back_to_the_value_and_stay_small(value, limit):
+    fragments = parts.fragments(value, limit)
+    rebuilt: dict = {}
+    for fragment in fragments:
+        assert parts._weight(fragment, 10 ** 9) <= max(limit, 1) + 2 * _depth(fragment) \
+            or _has_big_leaf(fragment, limit)
+        parts.merge_fragment(rebuilt, fragment)
+    assert rebuilt == value
+
+
+def _depth(value) -> int:
+    return 1 + max((_depth(v) for v in value.values()), default=0) \
+        if value.__class__ is dict else 0
+
+
+def _has_big_leaf(value, limit) -> bool:  # a list, or one entry heavier than the limit
+    return value.__class__ is list or value.__class__ is dict and any(
+        _has_big_leaf(v, limit) or parts._weight(v, limit) >= limit for v in value.values())
+
+
+def test_packed_parts_fit_the_message_limit_and_are_cut_finer_when_needed():
+    value = book(20_000)
+    part_set = parts.PartSet(value, SMALL - 1024)
+    packed = []
+    while len(packed) < len(part_set.entries):
+        packed.append(part_set.packed(len(packed)))
+    assert len(packed) > 1 and all(len(body) <= SMALL - 1024 for body in packed)
+    rebuilt: dict = {}
+    for body in packed:
+        parts.merge_fragment(rebuilt, codec.unpack(body))
+    assert rebuilt == value
+
+
+def test_a_part_set_is_the_value_at_its_seq_whatever_changes_after():
+    value = {"levels": {"a": 1}, "meta": {"owner": "x"}}
+    part_set = parts.PartSet(value, 1 << 20)
+    value["meta"]["owner"] = "changed"  # a later merge patch, in place
+    value["levels"]["b"] = 2
+    assert codec.unpack(part_set.packed(0)) == {"levels": {"a": 1}, "meta": {"owner": "x"}}
+
+
+def test_transfers_send_a_window_at_a_time_and_stay_bounded():
+    transfers = parts.Transfers()
+    transfers.part_set(("e", 1), lambda: parts.PartSet(
+        {"levels": {str(n): n for n in range(10 * parts.PART_ITEMS)}}, 1 << 30))
+    first = transfers.start(b"peer", "r1", ("e", 1), window=3, now=0.0)
+    assert [part.index for part in first] == [0, 1, 2]
+    assert transfers.more(b"peer", "r1", received=1, now=1.0)[0].index == 3
+    assert transfers.more(b"peer", "r1", received=1, now=1.0) == []  # nothing new allowed
+    assert transfers.more(b"other", "r1", received=5, now=1.0) == []  # not its transfer
+    for n in range(parts.MAX_TRANSFERS + 10):
+        transfers.start(b"p%d" % n, "r", ("e", 1), window=1, now=2.0)
+    assert len(transfers) == parts.MAX_TRANSFERS
+    assert transfers.more(b"p70", "r", 1, now=2.0 + parts.TRANSFER_IDLE_S + 1) == []
+    assert len(transfers) == 0  # idle ones expired
+    for seq in range(2, 6):  # only the last MAX_PART_SETS sets are kept
+        transfers.part_set(("e", seq), lambda: parts.PartSet({}, 1 << 20))
+    assert len(transfers._sets) == parts.MAX_PART_SETS
+
+
+# -- over ZeroMQ and on the bus -------------------------------------------------------------
+def producer_module():
+    return make_module("parts_producer", state_models={"out": {"book": {
+        "state_type": "delta_update_out",
+        "optional_arguments": {"levels": {str: int}, "name": str, "empty": dict}}}})
+
+
+def consumer_module():
+    return make_module("parts_consumer", state_models={"in": {"book": {
+        "state_type": "delta_update_in",
+        "optional_arguments": {"levels": {str: int}, "name": str, "empty": dict},
+        "optional_creation_arguments": {"snapshot_timeout_s": 5.0}}}})
+
+
+def pair(transport, **kwargs) -> tuple[Service, Service, dict]:
+    if transport == "zmq":
+        publisher, snapshots = endpoint(free_port()), endpoint(free_port())
+    else:
+        publisher, snapshots = "book:1", "book:2"
+    producer = Service(service_module=producer_module(), transport=transport,
+                       console_loglevel="WARNING", max_message_bytes=SMALL, **kwargs,
+                       addresses={"states": {"out": {"book": {"publisher": publisher,
+                                                              "replyer": snapshots}}}})
+    consumer = Service(service_module=consumer_module(), transport=transport,
+                       console_loglevel="WARNING", max_message_bytes=SMALL,
+                       addresses={"states": {"in": {"book": {"subscriber": publisher,
+                                                             "requester": snapshots}}}})
+    return producer, consumer, {"publisher": publisher, "snapshots": snapshots}
+
+
+def test_a_state_larger_than_one_message_syncs_in_parts_over_zmq():
+    producer, consumer, _ = pair("zmq")
+    producer.run_service()
+    try:
+        value = book(20_000)
+        fill(producer, value)
+        consumer.run_service()
+        state = consumer.runtime.in_states["book"]
+        wait_until(lambda: state.synced, timeout=20, message="the consumer in sync")
+        assert state.value == value and state.seq == 21
+        assert state.snapshot_bytes > SMALL  # it came in several parts
+        for n in range(5):  # and deltas follow as usual
+            producer.runtime.to_send("state", "book", {"levels": {"L000000": -n}})
+        wait_until(lambda: state.seq == 26, timeout=10, message="the deltas")
+        assert state.value["levels"]["L000000"] == -4
+    finally:
+        consumer.stop_service()
+        producer.stop_service()
+
+
+def test_a_state_larger_than_one_message_syncs_in_parts_on_the_bus(sf_bus):
+    producer, consumer, _ = pair(sf_bus.bus)
+    producer.run_service()
+    value = book(20_000)
+    fill(producer, value)
+    consumer.run_service()
+    sf_bus.run_until_idle()
+    state = consumer.runtime.in_states["book"]
+    try:
+        assert state.synced and state.value == value and state.snapshot_bytes > SMALL
+        assert state.snapshot_requests == 1 and state.bad_updates == 0
+    finally:
+        consumer.stop_service()
+        producer.stop_service()
+
+
+# -- a scripted out side: bad parts, interrupted snapshots, old replies ----------------------
+class FakeOutSide:
+    """A raw ROUTER answering snapshot requests with whatever `script` says, in a thread."""
+
+    def __init__(self, script) -> None:
+        self.port = free_port()
+        self.script = script  # (request number, request) -> bodies to send
+        self.requests: list[protocol.SnapshotRequest] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        router = zmq.Context.instance().socket(zmq.ROUTER)
+        router.linger = 0
+        router.bind(f"tcp://127.0.0.1:{self.port}")
+        try:
+            while not self.stop.is_set():
+                if not router.poll(50):
+                    continue
+                peer, body = router.recv_multipart()
+                request = protocol.decode_snapshot_request(body)
+                self.requests.append(request)
+                for reply in self.script(len(self.requests) - 1, request):
+                    router.send_multipart([peer, reply])
+        finally:
+            router.close(0)
+
+
+def part(rid, epoch, index, total, fragment) -> bytes:
+    """Part `index` of `total` (only the last says how many)."""
+    return protocol.encode_snapshot_part(rid, epoch, 1, index,
+                                         total if index == total - 1 else None,
+                                         codec.pack(fragment))
+
+
+def consumer_of(fake: FakeOutSide) -> Service:
+    module = make_module("parts_consumer", state_models={"in": {"book": {
+        "state_type": "delta_update_in", "optional_arguments": {"levels": {str: int}},
+        "optional_creation_arguments": {"snapshot_timeout_s": 0.3}}}})
+    return Service(service_module=module, console_loglevel="WARNING", addresses={
+        "states": {"in": {"book": {"subscriber": endpoint(free_port()),
+                                   "requester": endpoint(fake.port)}}}}).run_service()
+
+
+def test_a_bad_value_in_a_later_part_is_refused_and_the_snapshot_asked_again(caplog):
+    def script(number, request):
+        if request.next is not None:
+            bad = {"levels": {"b": "not an int"}} if number < 3 else {"levels": {"b": 2}}
+            return [part(request.rid, "E", 1, 2, bad)]
+        return [part(request.rid, "E", 0, 2, {"levels": {"a": 1}})]
+
+    fake = FakeOutSide(script)
+    consumer = consumer_of(fake)
+    try:
+        state = consumer.runtime.in_states["book"]
+        wait_until(lambda: state.synced, timeout=20, message="the consumer in sync")
+        assert state.value == {"levels": {"a": 1, "b": 2}}
+        assert state.bad_updates >= 1 and state.snapshot_timeouts >= 1
+        assert "state 'book'" in caplog.text and "'levels'" in caplog.text
+    finally:
+        consumer.stop_service()
+        fake.stop.set()
+
+
+def test_parts_of_another_epoch_midway_restart_the_snapshot():
+    def script(number, request):
+        if request.next is not None:  # the out side restarted between the parts
+            epoch = "E2" if number == 1 else "E1"
+            return [part(request.rid, epoch, 1, 2, {"levels": {"b": 2}})]
+        return [part(request.rid, "E1", 0, 2, {"levels": {"a": 1}})]
+
+    fake = FakeOutSide(script)
+    consumer = consumer_of(fake)
+    try:
+        state = consumer.runtime.in_states["book"]
+        wait_until(lambda: state.synced, timeout=20, message="the consumer in sync")
+        assert state.value == {"levels": {"a": 1, "b": 2}} and state.sync.epoch == "E1"
+        assert state.bad_updates == 1  # the stray part, named and dropped
+    finally:
+        consumer.stop_service()
+        fake.stop.set()
+
+
+def test_a_single_message_snapshot_of_an_older_out_side_is_taken():
+    fake = FakeOutSide(lambda number, request: [protocol.encode_snapshot(
+        request.rid, "OLD", 3, {"levels": {"a": 1}})])
+    consumer = consumer_of(fake)
+    try:
+        state = consumer.runtime.in_states["book"]
+        wait_until(lambda: state.synced, timeout=20, message="the consumer in sync")
+        assert state.value == {"levels": {"a": 1}} and state.seq == 3
+        assert fake.requests[0].window == 4  # it offered to take parts
+    finally:
+        consumer.stop_service()
+        fake.stop.set()
+
+
+def test_an_old_in_side_gets_one_message_and_a_peer_that_never_asks_on_gets_a_window():
+    producer, _, addresses = pair("zmq")
+    producer.run_service()
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.linger = 0
+    socket.connect(f"tcp://{addresses['snapshots']}")
+    try:
+        producer.runtime.to_send("state", "book", {"levels": {"a": 1}, "is_snapshot": True})
+        socket.send(protocol.encode_snapshot_request("old"))  # 0.x: no window
+        assert socket.poll(10_000)
+        old = protocol.decode_snapshot(socket.recv())
+        assert old.part is None and old.value == {"levels": {"a": 1}}
+        fill(producer, book(20_000))
+        socket.send(protocol.encode_snapshot_request("greedy", window=3))
+        got = []
+        while socket.poll(1000):  # three parts come, and no more until asked
+            got.append(protocol.decode_snapshot(socket.recv()).part)
+        assert got == [0, 1, 2]
+        socket.send(protocol.encode_snapshot_more("greedy", 1))
+        assert socket.poll(10_000) and protocol.decode_snapshot(socket.recv()).part == 3
+        assert not socket.poll(300)
+        out = producer.runtime.out_states["book"]
+        assert len(out.transfers) == 1
+    finally:
+        socket.close(0)
+        producer.stop_service()
