@@ -79,15 +79,33 @@ def import_service(spec: str | os.PathLike | types.ModuleType) -> types.ModuleTy
     return module
 
 
-def _positional_count(function: Callable, where: str) -> int:
+def main_takes_states(main: Callable) -> bool:
+    """Whether `main` is called as main(to_send, states, config) rather than main(to_send,
+    config). What it can be called with decides; when both, its parameters' names do (one
+    named `states`, or a `*args` given everything): main(to_send, config, verbose=False)
+    gets no states. A ModelError when it can be called with neither."""
     try:
-        signature = inspect.signature(function)
+        signature = inspect.signature(main)
     except (TypeError, ValueError) as error:
-        raise ModelError(f"{where}: cannot read the signature of {function!r}") from error
-    params = list(signature.parameters.values())
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return -1
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        raise ModelError(f"main: cannot read the signature of {main!r}") from error
+
+    def takes(count: int) -> bool:
+        try:
+            signature.bind(*range(count))
+        except TypeError:
+            return False
+        return True
+
+    two, three = takes(2), takes(3)
+    if not (two or three):
+        raise ModelError(f"main: expected main(to_send, config) or main(to_send, states, "
+                         f"config), but main{signature} cannot be called so")
+    if two and three:
+        named = [name for name, parameter in signature.parameters.items()
+                 if parameter.kind in (parameter.POSITIONAL_ONLY,
+                                       parameter.POSITIONAL_OR_KEYWORD)]
+        return "states" in named or len(named) < 2
+    return three
 
 
 def _call_hook(module: types.ModuleType, name: str, *args: Any) -> Any:
@@ -179,9 +197,8 @@ def load_service(spec: str | os.PathLike | types.ModuleType, *,
                                     "config)")
             definition.signal_handlers[signal_name.upper()] = handler
     main = getattr(module, "main", None)
-    if main is not None and not main_mode and _positional_count(main, "main") not in (2, 3, -1):
-        raise ModelError("main: expected main(to_send, config) or main(to_send, states, "
-                         f"config), it takes {_positional_count(main, 'main')} arguments")
+    if main is not None and not main_mode and callable(main):
+        main_takes_states(main)  # a main that cannot be called fails now, not when run
     if addresses is None and addresses_for is not None:
         definition.addresses = dict(addresses_for(definition))
     if main_mode:
@@ -260,11 +277,7 @@ def require_main_mode(definition: ServiceDefinition) -> None:
     main = getattr(definition.module, "main", None)
     if main is None:
         raise ModelError(f"{definition.name}: main mode needs a main(to_send, config) function")
-    arity = _positional_count(main, "main")
-    if arity not in (2, 3, -1):
-        raise ModelError("main: expected main(to_send, config) or "
-                         f"main(to_send, states, config), it takes {arity} arguments")
-    definition.main, definition.main_takes_states = main, arity != 2
+    definition.main, definition.main_takes_states = main, main_takes_states(main)
     definition.main_mode = True
     in_states = [state_name for side, state_name in definition.states if side == "in"]
     if in_states:

@@ -101,6 +101,25 @@ def test_signal_handlers_and_init_function_are_checked(tmp_path):
     assert "main: expected main(to_send, config)" in check(path)
 
 
+@pytest.mark.parametrize("signature, takes_states", [
+    ("to_send, config", False),
+    ("to_send, states, config", True),
+    ("to_send, config, verbose=False", False),  # found by review: it was given states
+    ("to_send, config, a=1, b=2", False),  # it was refused: four parameters
+    ("to_send, states, config=None", True),
+    ("*args", True),
+])
+def test_what_main_is_given_follows_what_it_can_be_called_with(tmp_path, signature,
+                                                                 takes_states):
+    from service_framework.loader import main_takes_states
+
+    namespace: dict = {}
+    exec(f"def main({signature}):\n    return None", namespace)  # noqa: S102
+    assert main_takes_states(namespace["main"]) is takes_states
+    path = service_file(tmp_path, f"def main({signature}):\n    return None\n")
+    assert load_service(path, main_mode=True).main_takes_states is takes_states
+
+
 def test_main_without_m_is_said_at_check_and_at_start(tmp_path):
     path = service_file(tmp_path, "def main(to_send, config):\n    pass\n")
     result = run_cli("-s", path, "--check")
