@@ -28,6 +28,7 @@ class Subscriber(Component):
         self.other_topics = 0  # prefix matches of another topic, dropped
         self.lost = 0  # publications numbered by their publisher that never arrived
         self._last_seq: dict[str, int] = {}
+        self._where = f"{self.label}: handler"  # built once: it goes with every message
         self._silence_deadline: float | None = None  # None once heard (or warned)
 
     def open(self) -> None:
@@ -43,6 +44,7 @@ class Subscriber(Component):
         if self._silence_deadline is None or now < self._silence_deadline:
             return
         self._silence_deadline = None  # one warning per subscriber, never repeated
+        self.runtime.timer_done(self)
         self.runtime.count("silent_subscribers")
         where, endpoints = (("bound at", [self.bound_endpoint]) if self.is_binder else
                             ("connected to", self.endpoints("subscriber", many=True)))
@@ -90,7 +92,9 @@ class Subscriber(Component):
             else:
                 self.other_topics += 1
             return
-        self._silence_deadline = None  # heard: no warning
+        if self._silence_deadline is not None:  # heard: no warning, no timer any more
+            self._silence_deadline = None
+            runtime.timer_done(self)
         try:
             message = decode_request(frames[1], max_bytes=runtime.max_message_bytes)
             workflow_id = message.workflow_id or runtime.new_workflow_id()
@@ -103,4 +107,4 @@ class Subscriber(Component):
             self._count_gap(message.origin, message.seq)
         runtime.emit("in", "message", self.name, workflow_id, args=args)
         runtime.run_handler_guarded(self.spec.handler, args, workflow_id,
-                                    where=f"{self.label}: handler", counter="handler_errors")
+                                    where=self._where, counter="handler_errors")

@@ -73,8 +73,11 @@ class Runtime:
         self._components = (*self.out_states.values(), *self.in_connections.values(),
                             *self.out_connections.values(), *self.in_states.values())
         # Only components that override `next_deadline` can have a timer.
-        self._timed = tuple(c for c in self._components
-                            if type(c).next_deadline is not Component.next_deadline)
+        self._timed = [c for c in self._components
+                       if type(c).next_deadline is not Component.next_deadline]
+        # Set by a scheduler that asks only runtimes with timers for deadlines (the bus's):
+        # told when the last timer is gone for good (`timer_done`).
+        self.timers_gone: Callable[["Runtime"], None] | None = None
 
     # -- components ---------------------------------------------------------------------
     @property
@@ -131,6 +134,13 @@ class Runtime:
     def has_timers(self) -> bool:
         """Whether any component can have a timer (the bus looks at no other's deadline)."""
         return bool(self._timed)
+
+    def timer_done(self, component: Component) -> None:
+        """`component` will never have a timer again (a subscriber that has been heard)."""
+        if component in self._timed:
+            self._timed.remove(component)
+            if not self._timed and self.timers_gone is not None:
+                self.timers_gone(self)
 
     def next_deadline(self) -> float | None:
         earliest = None

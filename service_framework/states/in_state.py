@@ -67,6 +67,7 @@ class InState(Component):
         self.silence_s = LIVENESS * heartbeat_s  # until the out side tells its interval
         self.hwm = int(creation.get("hwm", DEFAULT_STATE_HWM))
         self.on_update = spec.on_update
+        self._on_update_where = f"{self.label}: on_update"
         self.sync = InStateSync(
             max_buffer_bytes=int(creation.get("max_buffer_bytes", DEFAULT_MAX_BUFFER_BYTES)),
             decode=self._decode_buffered)
@@ -204,7 +205,7 @@ class InState(Component):
             args = StateUpdate(update.args, kind=SNAPSHOT if update.is_snapshot else DELTA,
                                seq=update.seq, epoch=update.epoch, new_epoch=new_epoch)
             runtime.run_handler_guarded(self.on_update, args, workflow_id,
-                                        where=f"{self.label}: on_update",
+                                        where=self._on_update_where,
                                         counter="state_handler_errors")
 
     def _after_sync_change(self) -> None:

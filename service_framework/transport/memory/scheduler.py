@@ -74,9 +74,16 @@ class BusScheduler(Scheduler):
                 self._with_input.add(poller)  # it may have input already
             if getattr(runtime, "has_timers", True):
                 self._timed.append(runtime)
+                if hasattr(runtime, "timers_gone"):
+                    runtime.timers_gone = self._untimed
         self._finishers[runtime] = finish
         if runtime.stop_requested:  # stopped while starting: nobody would step it again
             self._end(runtime)
+
+    def _untimed(self, runtime: Schedulable) -> None:
+        """`runtime` has no timer any more: its deadline is not asked for again."""
+        if runtime in self._timed:
+            self._timed.remove(runtime)
 
     def forget(self, runtime: Schedulable) -> None:
         """Stops stepping `runtime`, without finishing it."""
