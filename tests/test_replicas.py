@@ -11,7 +11,15 @@ from collections import Counter
 
 import pytest
 import zmq
-from helpers import TEST_SERVICES, cli_command, endpoint, free_port, make_module, wait_until
+from helpers import (
+    TEST_SERVICES,
+    cli_command,
+    endpoint,
+    finish,
+    free_port,
+    make_module,
+    wait_until,
+)
 
 from service_framework import Service
 from service_framework.connections.dedupe import MAX_ENTRIES, ReplyCache
@@ -164,13 +172,7 @@ def raw_request(socket: zmq.Socket, rid: str, text: str, timeout_ms: int = 5000)
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    finish(process, send=signal.SIGTERM)
 
 
 def test_a_replyer_with_dedupe_answers_a_repeated_id_without_running_again(tmp_path):

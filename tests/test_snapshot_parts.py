@@ -4,7 +4,9 @@ single-message snapshots still work both ways."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from typing import Any, Iterator
 
 import zmq
 from helpers import endpoint, free_port, make_module, wait_until
@@ -202,13 +204,24 @@ def part(rid, epoch, index, total, fragment) -> bytes:
                                          codec.pack(fragment))
 
 
-def consumer_of(fake: FakeOutSide) -> Service:
+@contextlib.contextmanager
+def synced_from(script) -> Iterator[tuple[Any, FakeOutSide]]:
+    """An in-state asking `script`'s fake out side for snapshots, once it is in sync."""
+    fake = FakeOutSide(script)
     module = make_module("parts_consumer", state_models={"in": {"book": {
         "state_type": "delta_update_in", "optional_arguments": {"levels": {str: int}},
         "optional_creation_arguments": {"snapshot_timeout_s": 0.3}}}})
-    return Service(service_module=module, console_loglevel="WARNING", addresses={
+    consumer = Service(service_module=module, console_loglevel="WARNING", addresses={
         "states": {"in": {"book": {"subscriber": endpoint(free_port()),
-                                   "requester": endpoint(fake.port)}}}}).run_service()
+                                   "requester": endpoint(fake.port)}}}})
+    try:
+        consumer.run_service()
+        state = consumer.runtime.in_states["book"]
+        wait_until(lambda: state.synced, timeout=20, message="the consumer in sync")
+        yield state, fake
+    finally:
+        consumer.stop_service()
+        fake.stop.set()
 
 
 def test_a_bad_value_in_a_later_part_is_refused_and_the_snapshot_asked_again(caplog):
@@ -218,17 +231,10 @@ def test_a_bad_value_in_a_later_part_is_refused_and_the_snapshot_asked_again(cap
             return [part(request.rid, "E", 1, 2, bad)]
         return [part(request.rid, "E", 0, 2, {"levels": {"a": 1}})]
 
-    fake = FakeOutSide(script)
-    consumer = consumer_of(fake)
-    try:
-        state = consumer.runtime.in_states["book"]
-        wait_until(lambda: state.synced, timeout=20, message="the consumer in sync")
+    with synced_from(script) as (state, _):
         assert state.value == {"levels": {"a": 1, "b": 2}}
         assert state.bad_updates >= 1 and state.snapshot_timeouts >= 1
         assert "state 'book'" in caplog.text and "'levels'" in caplog.text
-    finally:
-        consumer.stop_service()
-        fake.stop.set()
 
 
 def test_parts_of_another_epoch_midway_restart_the_snapshot():
@@ -238,30 +244,17 @@ def test_parts_of_another_epoch_midway_restart_the_snapshot():
             return [part(request.rid, epoch, 1, 2, {"levels": {"b": 2}})]
         return [part(request.rid, "E1", 0, 2, {"levels": {"a": 1}})]
 
-    fake = FakeOutSide(script)
-    consumer = consumer_of(fake)
-    try:
-        state = consumer.runtime.in_states["book"]
-        wait_until(lambda: state.synced, timeout=20, message="the consumer in sync")
+    with synced_from(script) as (state, _):
         assert state.value == {"levels": {"a": 1, "b": 2}} and state.sync.epoch == "E1"
         assert state.bad_updates == 1  # the stray part, named and dropped
-    finally:
-        consumer.stop_service()
-        fake.stop.set()
 
 
 def test_a_single_message_snapshot_of_an_older_out_side_is_taken():
-    fake = FakeOutSide(lambda number, request: [protocol.encode_snapshot(
-        request.rid, "OLD", 3, {"levels": {"a": 1}})])
-    consumer = consumer_of(fake)
-    try:
-        state = consumer.runtime.in_states["book"]
-        wait_until(lambda: state.synced, timeout=20, message="the consumer in sync")
+    old_reply = lambda number, request: [protocol.encode_snapshot(  # noqa: E731
+        request.rid, "OLD", 3, {"levels": {"a": 1}})]
+    with synced_from(old_reply) as (state, fake):
         assert state.value == {"levels": {"a": 1}} and state.seq == 3
         assert fake.requests[0].window == 4  # it offered to take parts
-    finally:
-        consumer.stop_service()
-        fake.stop.set()
 
 
 def test_an_old_in_side_gets_one_message_and_a_peer_that_never_asks_on_gets_a_window():
