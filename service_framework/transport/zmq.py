@@ -43,15 +43,15 @@ ZERO_COPY_BYTES = 65536
 # Plain ints, not pyzmq's enums: an enum's `&` costs about half a microsecond, per message.
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
-_get_option = zmq.backend.Socket.get  # the C getter, without the Python-level wrapper
+_POLLIN = int(zmq.POLLIN)
+_zmq_poll = zmq.backend.zmq_poll
 _send_frame = zmq.backend.Socket.send  # the C send: pyzmq's wrapper costs 0.3 µs a frame
 # What `recv` knows of a socket's queue (see `ZmqSocket.recv`).
 _POLLED, _ASK, _DRAIN = 0, 1, 2
 
 
 class ZmqSocket(Socket):
-    __slots__ = ("kind", "owner", "raw", "_recv", "_bound", "_zap", "queue", "budget")
+    __slots__ = ("kind", "owner", "raw", "_recv", "_alone", "_bound", "_zap", "queue", "budget")
 
     def __init__(self, context: zmq.Context, kind: SocketKind, owner: str, hwm: int,
                  max_bytes: int | None = None) -> None:
@@ -85,6 +85,7 @@ class ZmqSocket(Socket):
         # part in Python and ask for RCVMORE with one more call per frame, which costs
         # more than the message itself on a small request (see benchmarks/run.py).
         self._recv = raw.recv
+        self._alone = [(raw, _POLLIN)]  # this socket's own poll item
         self._bound: list[str] = []
         self._zap: tuple[Zap, str] | None = None
         self.queue = _DRAIN
@@ -156,7 +157,7 @@ class ZmqSocket(Socket):
         if queue == _POLLED:
             self.queue = _ASK
         elif queue == _ASK:
-            if not _get_option(self.raw, _EVENTS) & _POLLIN:
+            if not _zmq_poll(self._alone, 0):  # (asking ZMQ_EVENTS makes pyzmq build an enum)
                 return None
             self.queue = _DRAIN
         recv = self._recv
