@@ -81,7 +81,8 @@ class Requester(OutboundConnection):
             deadline = clock.monotonic() + self.timeout_s
             if attempt > 1:
                 self.retries_sent += 1
-            if not replica.socket.send([body]):
+            sent = replica.socket.send([body])
+            if not sent:
                 self.sends_refused += 1  # its queue is full: on to the next attempt at once
             else:
                 while (remaining := deadline - clock.monotonic()) > 0:
@@ -100,8 +101,9 @@ class Requester(OutboundConnection):
             pause = replicas.failed(replica, clock.monotonic())
             more = (f"; suspect for {pause:.3g}s, trying the next replica"
                     if len(replicas) > 1 and attempt < attempts else "")
-            log.warning("%s: no reply within %.3gs from %s (attempt %d of %d)%s", self.label,
-                        self.timeout_s, replica.endpoint, attempt, attempts, more)
+            what = f"no reply within {self.timeout_s:.3g}s" if sent else "its queue is full"
+            log.warning("%s: %s from %s (attempt %d of %d)%s", self.label, what,
+                        replica.endpoint, attempt, attempts, more)
             self._new_socket(replica)  # Lazy Pirate: a fresh socket, queued requests discarded
         runtime.count("request_timeouts")
         self.timeouts += 1
