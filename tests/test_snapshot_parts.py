@@ -85,21 +85,40 @@ def test_a_part_set_is_the_value_at_its_seq_whatever_changes_after():
 
 def test_transfers_send_a_window_at_a_time_and_stay_bounded():
     transfers = parts.Transfers()
-    transfers.part_set(("e", 1), lambda: parts.PartSet(
-        {"levels": {str(n): n for n in range(10 * parts.PART_ITEMS)}}, 1 << 30))
-    first = transfers.start(b"peer", "r1", ("e", 1), window=3, now=0.0)
+
+    def big() -> parts.PartSet:
+        return parts.PartSet({"levels": {str(n): n for n in range(10 * parts.PART_ITEMS)}},
+                             1 << 30)
+
+    first = transfers.start(b"peer", "r1", ("e", 1), big, window=3, now=0.0)
     assert [part.index for part in first] == [0, 1, 2]
     assert transfers.more(b"peer", "r1", received=1, now=1.0)[0].index == 3
     assert transfers.more(b"peer", "r1", received=1, now=1.0) == []  # nothing new allowed
     assert transfers.more(b"other", "r1", received=5, now=1.0) == []  # not its transfer
     for n in range(parts.MAX_TRANSFERS + 10):
-        transfers.start(b"p%d" % n, "r", ("e", 1), window=1, now=2.0)
+        transfers.start(b"p%d" % n, "r", ("e", 1), big, window=1, now=2.0)
     assert len(transfers) == parts.MAX_TRANSFERS
     assert transfers.more(b"p70", "r", 1, now=2.0 + parts.TRANSFER_IDLE_S + 1) == []
     assert len(transfers) == 0  # idle ones expired
-    for seq in range(2, 6):  # only the last MAX_PART_SETS sets are kept
-        transfers.part_set(("e", seq), lambda: parts.PartSet({}, 1 << 20))
+
+
+def test_late_joiners_at_other_seqs_never_cut_off_a_transfer_under_way():
+    transfers = parts.Transfers()
+
+    def big() -> parts.PartSet:
+        return parts.PartSet({"levels": {str(n): n for n in range(3 * parts.PART_ITEMS)}},
+                             1 << 30)
+
+    for seq in range(1, parts.MAX_PART_SETS + 1):  # each set being read by a transfer
+        assert transfers.start(b"p%d" % seq, "r", ("e", seq), big, 1, 0.0)[0].seq == seq
+    late = transfers.start(b"late", "r", ("e", 99), big, 1, 0.0)
+    assert late[0].seq == parts.MAX_PART_SETS  # the newest kept set, not a new one
     assert len(transfers._sets) == parts.MAX_PART_SETS
+    for seq in range(1, parts.MAX_PART_SETS + 1):  # the others go on
+        assert transfers.more(b"p%d" % seq, "r", 1, 0.0)[0].index == 1
+    while transfers.more(b"p1", "r", 99, 0.0):  # p1 done: its set may make room
+        pass
+    assert transfers.start(b"later", "r", ("e", 100), big, 1, 0.0)[0].seq == 100
 
 
 # -- over ZeroMQ and on the bus -------------------------------------------------------------

@@ -318,8 +318,8 @@ class OutState(Component):
         elif request.window is not None:
             key = (core.epoch, core.seq)
             room = max(1024, self.runtime.max_message_bytes - 1024)  # for the part's head
-            self.transfers.part_set(key, lambda: PartSet(core.value, room))
-            parts = self.transfers.start(peer, request.rid, key, request.window, now)
+            parts = self.transfers.start(peer, request.rid, key,
+                                         lambda: PartSet(core.value, room), request.window, now)
         else:
             return [core.snapshot(request.rid)]
         return [protocol.encode_snapshot_part(request.rid, part.epoch, part.seq, part.index,

@@ -3,18 +3,20 @@
 A state's value can outgrow one message. An in side of this version asks for a snapshot
 with a `window`; when the value is large, the out side answers in parts: fragments of the
 value — nested dicts holding at most `PART_ITEMS` entries of one dict each, on the path to
-them — each a snapshot body with `part` and `parts` added, all cut from the value at one
+them — each a snapshot body with its index (`part`) added, all cut from the value at one
 seq. The in side checks each fragment against the model as it arrives, merges it into the
 value it is building and asks for the next (`next`), so at most `window` parts are in
-flight per in side; the last part closes the snapshot, carrying the seq like every part.
+flight per in side; the last part also says how many there were (`parts`): the end
+marker, carrying the seq like every part.
 
 What cannot be cut is sent whole: a list, or a dict value whose fragment of `PART_ITEMS`
 entries still exceeds `max_message_bytes` is cut smaller, down to one entry.
 
-The out side keeps the parts of the last `MAX_PART_SETS` seqs asked for and the progress
-of at most `MAX_TRANSFERS` transfers (idle ones expire after `TRANSFER_IDLE_S`): a peer
-that asks and never reads holds nothing beyond its window of parts (and the peer budget
-bounds even that), however large the state.
+The out side keeps the parts of at most `MAX_PART_SETS` seqs (a transfer under way keeps
+its set; see `Transfers._set_for`) and the progress of at most `MAX_TRANSFERS` transfers
+(idle ones expire after `TRANSFER_IDLE_S`): a peer that asks and never reads holds
+nothing beyond its window of parts (and the peer budget bounds even that), however large
+the state.
 """
 
 from __future__ import annotations
@@ -160,26 +162,34 @@ class Transfers:
     def __len__(self) -> int:
         return len(self._transfers)
 
-    def part_set(self, key: tuple, build: Callable[[], PartSet]) -> PartSet:
-        """The parts of the snapshot at `key` (epoch, seq), built once; older sets beyond
-        `MAX_PART_SETS` are let go, with the transfers that read them."""
-        bodies = self._sets.get(key)
-        if bodies is None:
-            bodies = self._sets[key] = build()
-            while len(self._sets) > MAX_PART_SETS:
-                _, dropped = self._sets.popitem(last=False)
-                for name in [n for n, t in self._transfers.items() if t.bodies is dropped]:
-                    del self._transfers[name]
-        return bodies
-
-    def start(self, peer: bytes, rid: str, key: tuple, window: int, now: float) -> list[Part]:
-        """A transfer of the part set at `key` (made by `part_set` first) to `peer`."""
+    def start(self, peer: bytes, rid: str, key: tuple, build: Callable[[], PartSet],
+              window: int, now: float) -> list[Part]:
+        """A transfer to `peer` of the snapshot at `key` (epoch, seq), its parts made by
+        `build` unless kept already; the first `window` parts to send."""
         self._expire(now)
+        key = self._set_for(key, build)
         transfer = Transfer(key, self._sets[key], max(1, min(window, MAX_WINDOW)), now)
         self._transfers[(peer, rid)] = transfer
         while len(self._transfers) > MAX_TRANSFERS:
             self._transfers.popitem(last=False)
         return self._due(peer, rid, transfer, 0)
+
+    def _set_for(self, key: tuple, build: Callable[[], PartSet]) -> tuple:
+        """The key of the part set to send. At most `MAX_PART_SETS` are kept: one that no
+        transfer reads makes room for a new one; when every kept set is being read, the
+        newest is sent instead (older than `key`: the in side applies the updates it
+        buffered after it, or asks again), so no transfer under way is cut off by
+        late joiners arriving at other seqs."""
+        if key in self._sets:
+            return key
+        if len(self._sets) >= MAX_PART_SETS:
+            busy = {id(transfer.bodies) for transfer in self._transfers.values()}
+            idle = [kept for kept, parts in self._sets.items() if id(parts) not in busy]
+            if not idle:
+                return next(reversed(self._sets))
+            del self._sets[idle[0]]
+        self._sets[key] = build()
+        return key
 
     def more(self, peer: bytes, rid: str, received: int, now: float) -> list[Part]:
         """The in side has parts below `received`: what its window now allows."""
