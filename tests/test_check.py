@@ -120,6 +120,23 @@ def test_what_main_is_given_follows_what_it_can_be_called_with(tmp_path, signatu
     assert load_service(path, main_mode=True).main_takes_states is takes_states
 
 
+@pytest.mark.parametrize("model, args", [
+    ({"name": str}, {"name": None}), ({"items": list[int]}, {"items": None}),
+    ({"price": int}, {"price": "1"})])
+def test_a_wrong_value_is_named_once(model, args):
+    with pytest.raises(ArgumentError) as raised:
+        ArgsChecker("svc", model, None).check(args)
+    message = str(raised.value)
+    assert message.count(repr(next(iter(args.values())))) <= 1, message
+    assert "expected " in message and "got " in message
+
+
+def test_a_main_without_a_signature_is_given_everything():
+    from service_framework.loader import main_takes_states
+
+    assert main_takes_states(max) is True
+
+
 def test_main_without_m_is_said_at_check_and_at_start(tmp_path):
     path = service_file(tmp_path, "def main(to_send, config):\n    pass\n")
     result = run_cli("-s", path, "--check")
