@@ -6,6 +6,10 @@ clients echoing 1 MB held 1.4 GiB). Large replies are therefore sent zero-copy w
 tracker, which says when libzmq has let go of the buffer (handed it to the kernel, or
 dropped it with its peer); a peer holding `max_bytes` of them gets no more until it reads.
 Replies under `TRACK_BYTES` are not tracked: HWM × TRACK_BYTES bounds them (16 MiB).
+
+The sum over all peers is bounded too (`DEFAULT_TOTAL_BYTES`): thirty clients that never
+read held 16 MiB each (461 MiB). A peer holding nothing is always given one reply, so a
+client that reads is served while others do not; beyond that one, the total applies.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 TRACK_BYTES = 16 * 1024
 DEFAULT_PEER_BYTES = 16 * 1024 * 1024
+DEFAULT_TOTAL_BYTES = 64 * 1024 * 1024
 # Requests queued per peer before libzmq stops reading its connection (TCP backpressure
 # then holds the rest on the client's side): 16 × max_message_bytes at most.
 INCOMING_PER_PEER = 16
@@ -23,18 +28,28 @@ _MAX_PEERS = 10_000
 
 
 class PeerBudget:
-    def __init__(self, max_bytes: int = DEFAULT_PEER_BYTES) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_PEER_BYTES,
+                 max_total: int = DEFAULT_TOTAL_BYTES) -> None:
         self.max_bytes = max_bytes
+        self.max_total = max_total
         self._held: dict[bytes, deque[tuple[Any, int]]] = {}
         self._bytes: dict[bytes, int] = {}
+        self._total = 0  # held for all peers (as of their last release)
         self._tracked = 0
         self.refused = 0  # replies not sent: their peer held too much already
 
     def admits(self, identity: bytes, size: int) -> bool:
         held = self._release(identity)
-        if held and held + size > self.max_bytes:
+        if not held:
+            return True  # one reply for a peer that holds nothing: a reader is served
+        if held + size > self.max_bytes:
             self.refused += 1
             return False
+        if self._total + size > self.max_total:
+            self._sweep()  # what other peers have read since frees room
+            if self._total + size > self.max_total:
+                self.refused += 1
+                return False
         return True
 
     def track(self, identity: bytes, tracker: Any, size: int) -> None:
@@ -44,6 +59,7 @@ class PeerBudget:
             self._held[identity], self._bytes[identity] = deque(), 0
         self._held[identity].append((tracker, size))
         self._bytes[identity] += size
+        self._total += size
         self._tracked += 1
         if self._tracked % _SWEEP_EVERY == 0:
             self._sweep()
@@ -53,7 +69,9 @@ class PeerBudget:
         if ledger is None:
             return 0
         while ledger and ledger[0][0].done:  # libzmq lets go in order, per peer
-            self._bytes[identity] -= ledger.popleft()[1]
+            size = ledger.popleft()[1]
+            self._bytes[identity] -= size
+            self._total -= size
         return self._bytes[identity]
 
     def _sweep(self) -> None:

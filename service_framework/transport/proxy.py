@@ -20,7 +20,7 @@ import threading
 import zmq
 
 from ..errors import ConfigError
-from .zmq import LINGER_MS, MAX_SUBSCRIPTION_BYTES, SUBSCRIPTIONS_HWM, _endpoint_problem
+from .zmq import LINGER_MS, MAX_SUBSCRIPTION_BYTES, SUBSCRIPTIONS_HWM, _endpoint_problem, shown
 
 DEFAULT_HWM = 10_000
 _names = itertools.count()
@@ -64,7 +64,7 @@ class Proxy:
         try:
             socket.bind(endpoint)
         except zmq.ZMQError as error:
-            raise ConfigError(f"{option}: cannot bind {endpoint}: "
+            raise ConfigError(f"{option}: cannot bind {shown(endpoint)}: "
                               f"{_endpoint_problem(error, endpoint)}") from None
         return socket.getsockopt(zmq.LAST_ENDPOINT).decode()
 

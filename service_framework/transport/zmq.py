@@ -91,11 +91,16 @@ class ZmqSocket(Socket):
         self.queue = _DRAIN
         self.budget: PeerBudget | None = None  # ROUTER replies, per peer (limit_peer_bytes)
 
+    def _ipv6(self, endpoint: str) -> None:
+        if endpoint.startswith("tcp://["):  # an IPv6 address (SPEC §5): libzmq's opt-in
+            self.raw.setsockopt(zmq.IPV6, 1)
+
     def bind(self, endpoint: str) -> str:
+        self._ipv6(endpoint)
         try:
             self.raw.bind(endpoint)
         except zmq.ZMQError as error:
-            raise ConfigError(f"{self.owner}: cannot bind {endpoint}: "
+            raise ConfigError(f"{self.owner}: cannot bind {shown(endpoint)}: "
                               f"{_endpoint_problem(error, endpoint)}") from None
         bound = self.raw.getsockopt(zmq.LAST_ENDPOINT).decode()
         self._bound.append(bound)
@@ -106,10 +111,11 @@ class ZmqSocket(Socket):
             self.raw.setsockopt(zmq.XPUB_VERBOSE, 0)
 
     def connect(self, endpoint: str) -> None:
+        self._ipv6(endpoint)
         try:
             self.raw.connect(endpoint)
         except zmq.ZMQError as error:
-            raise ConfigError(f"{self.owner}: cannot connect to {endpoint}: "
+            raise ConfigError(f"{self.owner}: cannot connect to {shown(endpoint)}: "
                               f"{_endpoint_problem(error, endpoint)}") from None
 
     def limit_peer_bytes(self, max_bytes: int) -> None:
@@ -354,10 +360,22 @@ MAX_IPC_PATH = 107
 
 
 def _endpoint_problem(error: zmq.ZMQError, endpoint: str) -> str:
-    if endpoint.startswith("ipc://") and (error.errno == errno.ENAMETOOLONG
-                                          or "ipc path" in str(error)):
-        return f"ipc path too long ({len(endpoint) - 6} bytes; at most {MAX_IPC_PATH})"
+    if endpoint.startswith("ipc://"):
+        if error.errno == errno.ENOENT:
+            return "the ipc path's folder does not exist"
+        if error.errno == errno.ENAMETOOLONG or len(endpoint) - 6 > MAX_IPC_PATH:
+            return f"ipc path too long ({len(endpoint) - 6} bytes; at most {MAX_IPC_PATH})"
     return _ENDPOINT_PROBLEMS.get(error.errno) or error.strerror or str(error)
+
+
+def shown(endpoint: str) -> str:
+    """An endpoint for an error line: an addresses file may hold one of any length."""
+    if len(endpoint) <= MAX_SHOWN:
+        return endpoint
+    return f"{endpoint[:MAX_SHOWN]}... ({len(endpoint) - MAX_SHOWN} more characters cut)"
+
+
+MAX_SHOWN = 200
 
 
 _default: ZmqTransport | None = None
