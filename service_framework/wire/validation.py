@@ -397,6 +397,6 @@ class ArgsChecker:
                  "" if value is None else _short(value))  # not "got None None"
         message = (f"{self.owner}: key {key!r} expected {expected}, "
                    f"got {_tname(value)} {shown}".rstrip())
-        if detail.startswith(f"{_tname(value)} is not "):
-            detail = ""  # "got None (None is not a list)" says the same thing twice
-        raise ArgumentError(message + (f" ({detail})" if detail else ""))
+        # "got None (None is not a list)" would say the same thing twice
+        said = not detail or detail.startswith(f"{_tname(value)} is not ")
+        raise ArgumentError(message + ("" if said else f" ({detail})"))
