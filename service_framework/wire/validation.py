@@ -1,10 +1,9 @@
 """Argument checkers: models compiled once into per-key predicates (type forms: `forms`).
 
-Validation runs on every message, so each model is compiled once into per-key predicates:
-plain classes use ``isinstance`` (about an order of magnitude faster than typeguard), and
-only the forms that need it go through ``typeguard.check_type`` with ``ALL_ITEMS`` (the
-typeguard default checks only the first item of a collection). Error details are computed
-only after a predicate fails, so the success path does no string work.
+Validation runs on every message: plain classes use ``isinstance`` (about an order of
+magnitude faster than typeguard), only the forms that need it go through
+``typeguard.check_type`` with ``ALL_ITEMS`` (its default checks only a collection's first
+item). Error details are computed only after a predicate fails.
 
 Type rules: ``bool`` is never accepted where ``int``, ``float`` or ``complex`` is asked (also
 inside containers and unions); an ``int`` is accepted where ``float`` (or ``complex``) is
@@ -391,12 +390,11 @@ class ArgsChecker:
         detail = ("" if key in self.hidden else
                   _explain_partial(form, value) if partial else _explain(form, value))
         expected = type_name(form)
-        if partial and not expected.endswith("| None"):
-            expected += " or None"
+        expected += " or None" if partial and not expected.endswith("| None") else ""
         shown = ("(hidden: a secret)" if key in self.hidden else
                  "" if value is None else _short(value))  # not "got None None"
         message = (f"{self.owner}: key {key!r} expected {expected}, "
                    f"got {_tname(value)} {shown}".rstrip())
-        # "got None (None is not a list)" would say the same thing twice
+        # not "got None (None is not a list)": the same thing twice
         said = not detail or detail.startswith(f"{_tname(value)} is not ")
         raise ArgumentError(message + ("" if said else f" ({detail})"))
