@@ -10,6 +10,7 @@ the next thing that happens — a delivery, a timer, a scheduled call, the end o
 
 from __future__ import annotations
 
+import bisect
 import math
 import random as _random
 import threading
@@ -55,7 +56,12 @@ class BusScheduler(Scheduler):
         # each service's poller, the runtimes that can have a timer, and each runtime's
         # place in start order (the seeded choice's order). `_runnable` looks at these
         # only, not at every service, and finds exactly what a scan of all would.
-        self._with_input: set[Any] = set()
+        # Runtimes told of input, kept in start order as they come (`_with_input`, and the
+        # same as a set); each is checked again only after it stepped (`_stepped`): input
+        # is taken off a service's sockets by its own step alone.
+        self._with_input: list[Any] = []
+        self._has_input: set[Any] = set()
+        self._stepped: list[Any] = []
         self._by_poller: dict[Any, Any] = {}
         self._timed: list[Any] = []
         self._order: dict[Any, int] = {}
@@ -71,7 +77,8 @@ class BusScheduler(Scheduler):
             poller = getattr(runtime, "poller", None)
             if poller is not None:
                 self._by_poller[poller] = runtime
-                self._with_input.add(poller)  # it may have input already
+                self._mark(runtime)  # it may have input already
+                self._stepped.append(runtime)
             if getattr(runtime, "has_timers", True):
                 self._timed.append(runtime)
                 if hasattr(runtime, "timers_gone"):
@@ -93,7 +100,9 @@ class BusScheduler(Scheduler):
             poller = getattr(runtime, "poller", None)
             if self._by_poller.get(poller) is runtime:
                 del self._by_poller[poller]
-                self._with_input.discard(poller)
+            if runtime in self._has_input:
+                self._has_input.discard(runtime)
+                self._with_input.remove(runtime)
             if runtime in self._timed:
                 self._timed.remove(runtime)
         self._finishers.pop(runtime, None)
@@ -170,32 +179,38 @@ class BusScheduler(Scheduler):
         """A message reached `socket`'s queue: its services' pollers may be ready."""
         by_poller = self._by_poller
         for poller in socket.pollers:
-            if poller in by_poller:
-                self._with_input.add(poller)
+            runtime = by_poller.get(poller)
+            if runtime is not None and runtime not in self._has_input:
+                self._mark(runtime)
+
+    def _mark(self, runtime: Any) -> None:
+        self._has_input.add(runtime)
+        bisect.insort(self._with_input, runtime, key=self._order.__getitem__)
 
     def _runnable(self) -> list[Any]:
         """Services with input or a due timer, in start order (the ready set's view; on a
         bus of a few services a scan of all is cheaper, and finds the same)."""
+        for runtime in self._stepped:  # what they had may be read now
+            if runtime in self._has_input and not runtime.poller.has_input():
+                self._has_input.discard(runtime)
+                self._with_input.remove(runtime)
+        self._stepped.clear()
         if len(self.runtimes) <= SCAN_UP_TO:
             return self._scan()
         now = self.clock.monotonic()
         stalled = self.stalled
-        candidates = set()
-        with_input, by_poller = self._with_input, self._by_poller
-        for poller in list(with_input):
-            if poller.has_input():
-                candidates.add(by_poller[poller])
-            else:
-                with_input.discard(poller)
+        has_input = self._has_input
+        timers = []
         for runtime in self._timed:
-            if runtime not in candidates:
+            if runtime not in has_input:
                 deadline = runtime.next_deadline()
                 if deadline is not None and deadline <= now:
-                    candidates.add(runtime)
-        found = sorted((runtime for runtime in candidates
-                        if not (runtime.in_step or runtime.closed or runtime.stop_requested)
-                        and not (stalled and self._is_stalled(runtime.name, now))),
-                       key=self._order.__getitem__)
+                    timers.append(runtime)
+        ready = (self._with_input if not timers else
+                 sorted([*self._with_input, *timers], key=self._order.__getitem__))
+        found = [runtime for runtime in ready
+                 if not (runtime.in_step or runtime.closed or runtime.stop_requested)
+                 and not (stalled and self._is_stalled(runtime.name, now))]
         if self.verify:
             scanned = self._scan()
             assert found == scanned, f"ready set {found} != scan {scanned}"
@@ -231,6 +246,7 @@ class BusScheduler(Scheduler):
             runtime = runnable[self.choose(runnable)]
         else:
             runtime = self.random.choice(runnable)
+        self._stepped.append(runtime)
         try:
             runtime.step(0)
         except ServiceCrashed:
