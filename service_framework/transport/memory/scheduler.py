@@ -77,6 +77,14 @@ class BusScheduler(Scheduler):
             poller = getattr(runtime, "poller", None)
             if poller is not None:
                 self._by_poller[poller] = runtime
+            if len(self.runtimes) == SCAN_UP_TO + 1:  # from now on the ready set is kept
+                self._with_input.clear()
+                self._has_input.clear()
+                self._stepped[:] = self.runtimes  # each looked at once, then as they step
+                for known in self.runtimes:
+                    if known in self._order and getattr(known, "poller", None) is not None:
+                        self._mark(known)
+            elif len(self.runtimes) > SCAN_UP_TO and poller is not None:
                 self._mark(runtime)  # it may have input already
                 self._stepped.append(runtime)
             if getattr(runtime, "has_timers", True):
@@ -177,6 +185,8 @@ class BusScheduler(Scheduler):
     # -- stepping ------------------------------------------------------------------------
     def input_for(self, socket: Any) -> None:
         """A message reached `socket`'s queue: its services' pollers may be ready."""
+        if len(self.runtimes) <= SCAN_UP_TO:
+            return  # a few services: `_runnable` scans them all
         by_poller = self._by_poller
         for poller in socket.pollers:
             runtime = by_poller.get(poller)
@@ -190,13 +200,13 @@ class BusScheduler(Scheduler):
     def _runnable(self) -> list[Any]:
         """Services with input or a due timer, in start order (the ready set's view; on a
         bus of a few services a scan of all is cheaper, and finds the same)."""
+        if len(self.runtimes) <= SCAN_UP_TO:
+            return self._scan()
         for runtime in self._stepped:  # what they had may be read now
             if runtime in self._has_input and not runtime.poller.has_input():
                 self._has_input.discard(runtime)
                 self._with_input.remove(runtime)
         self._stepped.clear()
-        if len(self.runtimes) <= SCAN_UP_TO:
-            return self._scan()
         now = self.clock.monotonic()
         stalled = self.stalled
         has_input = self._has_input
@@ -246,7 +256,8 @@ class BusScheduler(Scheduler):
             runtime = runnable[self.choose(runnable)]
         else:
             runtime = self.random.choice(runnable)
-        self._stepped.append(runtime)
+        if len(self.runtimes) > SCAN_UP_TO:
+            self._stepped.append(runtime)
         try:
             runtime.step(0)
         except ServiceCrashed:
