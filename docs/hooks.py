@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from service_framework import models
-from service_framework.cli import build_parser, topology
+from service_framework.cli import build_parser, proxy, topology
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,8 +27,8 @@ def _keys() -> str:
 
 
 def _cli() -> str:
-    help_text = build_parser().format_help()
-    return f"```text\n{help_text}```"
+    parsers = [build_parser(), proxy.build_parser(), topology.build_parser()]
+    return "\n\n".join(f"```text\n{parser.format_help()}```" for parser in parsers)
 
 
 def _limits() -> str:
