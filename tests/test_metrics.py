@@ -186,3 +186,22 @@ def test_a_bad_metrics_address_exits_2_naming_the_flag(value):
     result = run_cli("-s", "examples/echo/replyer.py", "-a", "examples/echo/addresses.json",
                      "--metrics", value)
     assert result.returncode == 2 and "--metrics" in result.stderr, result.stderr
+
+
+def test_a_restart_counts_each_message_once(sf_bus):
+    """A restart hands the old runtime's listeners on: the metrics' one must not be doubled."""
+    service = Service(service_module=echo_module(), transport=sf_bus.bus,
+                      console_loglevel="WARNING", metrics="127.0.0.1:0",
+                      addresses={"connections": {"in": {"echo": {"replyer": "echo:1"}}}})
+    service.run_service()
+    try:
+        sf_bus.crash(service.name)
+        sf_bus.restart(service.name)
+        listeners = service.runtime.event_listeners
+        assert listeners.count(service.metrics.on_event) == 1
+        service.runtime.emit("in", "request", "echo", "w", args={})
+        key = ("service_framework_messages_total",
+               (("direction", "in"), ("kind", "request"), ("name", "echo")))
+        assert scrape(service.metrics.port)[key] == 1
+    finally:
+        service.stop_service()

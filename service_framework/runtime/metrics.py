@@ -68,12 +68,9 @@ class ServiceMetrics:
         """Follows `runtime` (a service's first, or the one a restart made)."""
         self.runtime = runtime
         names = _handler_names(runtime)
-        service, events, latency = self.service, self.events, self.latency
-
-        def on_event(event: Any) -> None:
-            events.labels(service, event.name, event.dir, event.kind).inc()
-
-        runtime.event_listeners.append(on_event)
+        service, latency = self.service, self.latency
+        if self.on_event not in runtime.event_listeners:  # a restart hands listeners on
+            runtime.event_listeners.append(self.on_event)
         plain = runtime.run_handler
 
         def timed(handler: Callable, args: dict, workflow_id: str) -> Any:
@@ -85,6 +82,9 @@ class ServiceMetrics:
                     time.perf_counter() - started)
 
         runtime.run_handler = timed  # the instance's: other services are not touched
+
+    def on_event(self, event: Any) -> None:
+        self.events.labels(self.service, event.name, event.dir, event.kind).inc()
 
     def close(self) -> None:
         if self.thread is None:
