@@ -159,3 +159,24 @@ def test_subscribers_of_a_proxy_are_not_dangling(tmp_path):
 def test_an_unreadable_file_exits_2(tmp_path):
     code, _, err = topology(tmp_path / "missing.json")
     assert code == 2 and "missing.json" in err
+
+
+def test_a_service_that_requires_config_is_drawn_with_its_config(tmp_path):
+    service = write(tmp_path, "needs.py", """
+        config_model = {"required": {"region": str}}
+
+        def on_quote(args, to_send, states, config):
+            return {}
+
+        connection_models = {"in": {"quote": {
+            "connection_type": "replyer",
+            "required_creation_arguments": {"on_new_request": on_quote}}}}
+    """)
+    addresses = write(tmp_path, "addresses.json", json.dumps({"connections": {"in": {
+        "quote": {"replyer": "127.0.0.1:47060"}}}}))
+    code, _, err = topology(addresses, "-s", service)
+    assert code == 2 and "region" in err
+    config = write(tmp_path, "needs_config.json", json.dumps({"region": "eu"}))
+    code, out, err = topology(addresses, "-s", service, "-c", config)
+    assert code == 0, err
+    assert 'needs["needs"]' in out

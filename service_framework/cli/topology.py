@@ -106,8 +106,9 @@ def _from_addresses(path: Path) -> list[Socket]:
     return sockets
 
 
-def _from_service(service: str, addresses: Path) -> tuple[str, list[Socket]]:
-    definition = load_service(service, addresses=str(addresses))
+def _from_service(service: str, addresses: Path,
+                  config: str | None = None) -> tuple[str, list[Socket]]:
+    definition = load_service(service, addresses=str(addresses), config=config)
     specs = {("connections", *key): spec for key, spec in definition.connections.items()}
     specs.update({("states", *key): spec for key, spec in definition.states.items()})
     sockets = []
@@ -136,6 +137,7 @@ def _matches(bound: str, wanted: str) -> bool:
 
 
 def build(addresses: Sequence[Path], services: Sequence[str] = (),
+          configs: Sequence[str] = (),
           proxies: Sequence[tuple[str, str]] = ()) -> Topology:
     sockets: list[Socket] = []
     names: list[str] = []
@@ -144,7 +146,9 @@ def build(addresses: Sequence[Path], services: Sequence[str] = (),
             raise ConfigError(f"{len(services)} services and {len(addresses)} addresses "
                               "files: give one addresses file, or one per service")
         for number, service in enumerate(services):
-            name, found = _from_service(service, addresses[min(number, len(addresses) - 1)])
+            config = configs[number] if number < len(configs) else None
+            name, found = _from_service(service, addresses[min(number, len(addresses) - 1)],
+                                        config)
             names.append(name)
             sockets += found
     else:
@@ -260,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="addresses files (one per service given with -s, or one for all)")
     parser.add_argument("-s", dest="services", action="append", default=[],
                         metavar="SERVICE", help="a service file (repeat); its models are read")
+    parser.add_argument("-c", dest="configs", action="append", default=[],
+                        metavar="CONFIG", help="the config file of the -s at the same place "
+                                               "(for services whose config_model requires keys)")
     parser.add_argument("--proxy", nargs=2, action="append", default=[],
                         metavar=("XSUB", "XPUB"), help="a `service_framework proxy` there")
     parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
@@ -271,7 +278,8 @@ def main(argv: Sequence[str]) -> int:
     try:
         proxies = [(normalize_endpoint(a, where="--proxy"), normalize_endpoint(b, where="--proxy"))
                    for a, b in options.proxy]
-        topology = build([Path(p) for p in options.addresses], options.services, proxies)
+        topology = build([Path(p) for p in options.addresses], options.services,
+                         options.configs, proxies)
     except (ConfigError, ModelError, OSError) as error:
         print(f"service_framework topology: error: {error}", file=sys.stderr)
         return EXIT_LOAD_ERROR
