@@ -8,8 +8,10 @@ dropped it with its peer); a peer holding `max_bytes` of them gets no more until
 Replies under `TRACK_BYTES` are not tracked: HWM × TRACK_BYTES bounds them (16 MiB).
 
 The sum over all peers is bounded too (`DEFAULT_TOTAL_BYTES`): thirty clients that never
-read held 16 MiB each (461 MiB). A peer holding nothing is always given one reply, so a
-client that reads is served while others do not; beyond that one, the total applies.
+read held 16 MiB each (461 MiB). A peer holding nothing is given one reply from a reserve of
+the same size beyond the total, so a client that reads is served while others do not; the
+reserve is bounded as well (300 clients that never read, one 1 MB snapshot each, held
+290 MiB while it was not), so at most twice the total is ever held.
 """
 
 from __future__ import annotations
@@ -40,14 +42,14 @@ class PeerBudget:
 
     def admits(self, identity: bytes, size: int) -> bool:
         held = self._release(identity)
-        if not held:
-            return True  # one reply for a peer that holds nothing: a reader is served
-        if held + size > self.max_bytes:
+        if held and held + size > self.max_bytes:
             self.refused += 1
             return False
-        if self._total + size > self.max_total:
+        # one reply for a peer that holds nothing comes from the reserve: a reader is served
+        room = self.max_total if held else 2 * self.max_total
+        if self._total + size > room:
             self._sweep()  # what other peers have read since frees room
-            if self._total + size > self.max_total:
+            if self._total and self._total + size > room:  # (none held: any one fits)
                 self.refused += 1
                 return False
         return True
