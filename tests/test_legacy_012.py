@@ -432,7 +432,8 @@ class in_process:
 def test_service_pair_in_process_requests_from_init_function(tmp_path):
     output = tmp_path / "values.txt"
     with in_process("counter: init_function requests", tmp_path) as pair:
-        replyer = pair.service("counter_replyer", {"required": {"start": 100}})
+        with pytest.warns(DeprecationWarning, match="0.0.12's spelling"):  # its get_logger
+            replyer = pair.service("counter_replyer", {"required": {"start": 100}})
         client = pair.service("counter_client", {
             "required": {"num_req_to_send": 3, "output_path": str(output)},
             "optional": {"step": 5}})
