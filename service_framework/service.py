@@ -274,7 +274,10 @@ class Service:
     def stop_service(self) -> None:
         """Stops taking input, finishes the handler in flight, closes sockets; within 2 s."""
         runtime = self.runtime
-        if runtime is None or runtime.closed:
+        if runtime is None or runtime.closed:  # never started, stopped, or crashed: what a
+            self._close_recordings()  # crash kept open for a restart is not needed now
+            if self.metrics is not None:
+                self.metrics.close()
             return
         if not self.transport.scheduler.stop(runtime, STOP_JOIN_S):
             log.warning("service %r: a handler is still running after %.1fs",

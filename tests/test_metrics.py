@@ -181,7 +181,8 @@ def test_the_cli_serves_metrics_until_sigterm(tmp_path):
     assert not port_is_listening(metrics_port)
 
 
-@pytest.mark.parametrize("value", ["nowhere", "127.0.0.1:http", "127.0.0.1:70000"])
+@pytest.mark.parametrize("value", ["nowhere", "127.0.0.1:http", "127.0.0.1:70000",
+                                   "127.0.0.1:\u00b2", "127.0.0.1:\u0663"])  # ², Arabic 3
 def test_a_bad_metrics_address_exits_2_naming_the_flag(value):
     result = run_cli("-s", "examples/echo/replyer.py", "-a", "examples/echo/addresses.json",
                      "--metrics", value)
@@ -205,3 +206,86 @@ def test_a_restart_counts_each_message_once(sf_bus):
         assert scrape(service.metrics.port)[key] == 1
     finally:
         service.stop_service()
+
+
+def test_the_metrics_endpoint_listens_while_the_service_runs(sf_bus):
+    """Not before its start, not after its stop; again for `serve_again`; a crashed
+    service keeps it for its restart until `stop_service()`."""
+    port = free_port()
+    service = Service(service_module=echo_module(), transport=sf_bus.bus,
+                      console_loglevel="WARNING", metrics=f"127.0.0.1:{port}",
+                      addresses={"connections": {"in": {"echo": {"replyer": "echo:1"}}}})
+    try:
+        assert not port_is_listening(port)
+        service.stop_service()  # never started: nothing to stop, nothing left listening
+        assert not port_is_listening(port)
+        service.run_service()
+        assert port_is_listening(port)
+        service.stop_service()
+        assert not port_is_listening(port)
+        service.serve_again()
+        assert port_is_listening(port)
+        service.runtime.emit("in", "request", "echo", "w", args={})
+        key = ("service_framework_messages_total",
+               (("direction", "in"), ("kind", "request"), ("name", "echo")))
+        assert scrape(port)[key] == 1
+        service.crash()
+        assert port_is_listening(port)  # kept for a restart
+        service.stop_service()
+        assert not port_is_listening(port)
+    finally:
+        service.stop_service()
+
+
+def test_a_handler_shared_by_two_connections_is_timed_under_each(services):
+    def on_echo(args, to_send, states, config):
+        return {"text": args["text"]}
+
+    replyer = {"connection_type": "replyer", "required_creation_arguments": {
+        "on_new_request": on_echo}, "required_arguments": {"text": str},
+        "required_return_arguments": {"text": str}}
+    ports = {"alpha": free_port(), "beta": free_port()}
+    service = Service(service_module=make_module("metrics_shared", connection_models={"in": {
+        "alpha": replyer, "beta": replyer}}), console_loglevel="WARNING",
+        metrics="127.0.0.1:0", addresses={"connections": {"in": {
+            name: {"replyer": endpoint(port)} for name, port in ports.items()}}})
+    services.append(service.run_service())
+    client = Service(service_module=client_module(), console_loglevel="WARNING",
+                     addresses={"connections": {"out": {
+                         "echo": {"requester": endpoint(ports["alpha"])},
+                         "void": {"requester": endpoint(ports["beta"])}}},
+                         "states": {"out": {"book": {"publisher": endpoint(free_port()),
+                                                     "replyer": endpoint(free_port())}}}})
+    services.append(client.run_service())
+    for connection, count in (("echo", 3), ("void", 1)):
+        for _ in range(count):
+            assert client.runtime.to_send("connection", connection, {"text": "x"})
+    samples = scrape(service.metrics.port)
+    assert samples[("service_framework_handler_seconds_count", (("name", "alpha"),))] == 3
+    assert samples[("service_framework_handler_seconds_count", (("name", "beta"),))] == 1
+
+
+def test_an_in_states_epoch_label_is_cut_to_a_bounded_length(sf_bus):
+    """The epoch comes from the out side, a peer: a 200-character one is not a label."""
+    producer = Service(service_module=client_module(), transport=sf_bus.bus,
+                       console_loglevel="WARNING", addresses={"connections": {"out": {
+                           "echo": {"requester": "echo:1"}, "void": {"requester": "void:1"}}},
+                           "states": {"out": {"book": {"publisher": "book:1",
+                                                       "replyer": "book:2"}}}})
+    consumer = Service(service_module=consumer_module(), transport=sf_bus.bus,
+                       console_loglevel="WARNING", metrics="127.0.0.1:0",
+                       addresses={"states": {"in": {"book": {"subscriber": "book:1",
+                                                             "requester": "book:2"}}}})
+    producer.run_service()
+    consumer.run_service()
+    try:
+        producer.runtime.out_states["book"].core.restart(epoch="e" * 200)
+        producer.runtime.to_send("state", "book", {"levels": {"a": 1}})
+        sf_bus.run_until_idle()
+        assert consumer.runtime.in_states["book"].synced
+        epochs = [dict(labels)["epoch"] for (sample, labels) in scrape(consumer.metrics.port)
+                  if sample == "service_framework_state_epoch"]
+        assert epochs == ["e" * 32]
+    finally:
+        consumer.stop_service()
+        producer.stop_service()

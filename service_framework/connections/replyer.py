@@ -89,7 +89,7 @@ class Replyer(Component):
             runtime.emit("in", "request", self.name, workflow_id, args=request.args)
             args = self.spec.args.check(request.args)
             result = self.spec.returns.check_return(
-                runtime.run_handler(self.spec.handler, args, workflow_id))
+                runtime.run_handler(self.spec.handler, args, workflow_id, self.name))
             body = encode_reply(workflow_id, request.rid, result, max_bytes=max_bytes)
         except Exception as error:
             runtime.count("error_replies")

@@ -106,5 +106,5 @@ class Subscriber(Component):
         if message.seq.__class__ is int and message.origin.__class__ is str:
             self._count_gap(message.origin, message.seq)
         runtime.emit("in", "message", self.name, workflow_id, args=args)
-        runtime.run_handler_guarded(self.spec.handler, args, workflow_id,
+        runtime.run_handler_guarded(self.spec.handler, args, workflow_id, self.name,
                                     where=self._where, counter="handler_errors")

@@ -266,17 +266,19 @@ class Runtime:
         finally:
             workflow_id_var.reset(token)
 
-    def run_handler(self, handler: Callable, args: dict, workflow_id: str) -> Any:
-        """An inbound handler, `handler(args, to_send, states, config)`, in its workflow."""
+    def run_handler(self, handler: Callable, args: dict, workflow_id: str,
+                    name: str = "") -> Any:
+        """An inbound handler, `handler(args, to_send, states, config)`, in its workflow
+        (`name`: the connection or state it handles, for the metrics' timings)."""
         return self.call(handler, args, self.to_send, self.states, self.config,
                          workflow_id=workflow_id)
 
-    def run_handler_guarded(self, handler: Callable, args: dict, workflow_id: str, *,
-                            where: str, counter: str) -> None:
+    def run_handler_guarded(self, handler: Callable, args: dict, workflow_id: str,
+                            name: str, *, where: str, counter: str) -> None:
         """A handler nobody waits on (a subscriber's, an `on_update`): a failure is counted
         under `counter` and logged, and the service goes on."""
         try:
-            self.run_handler(handler, args, workflow_id)
+            self.run_handler(handler, args, workflow_id, name)
         except Exception as error:
             self.count(counter)
             log.exception("%s raised %s; the service goes on", where, type(error).__name__,

@@ -9,7 +9,11 @@ scraped, so it costs nothing between scrapes.
 
 Labels are the service's name and its declared connections and states, and fixed words
 (direction, kind): never anything a peer sends, so the number of series is bounded by the
-service's own models.
+service's own models. One exception: an in-state's `epoch` label is its out side's epoch,
+cut to `EPOCH_LABEL_CHARS` (ours are 16), with one series per state at a time.
+
+The HTTP server listens while the service runs: from its start (or `serve_again`) to its
+stop; a crashed service keeps it for its restart, until `stop_service()`.
 """
 
 from __future__ import annotations
@@ -27,10 +31,14 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+EPOCH_LABEL_CHARS = 32
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     """`HOST:PORT` (a port of 0 picks a free one); ConfigError naming --metrics."""
     host, colon, port = str(value).rpartition(":")
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
+    if (not colon or not host or not (port.isascii() and port.isdigit())
+            or int(port) > 65535):
         raise ConfigError(f"--metrics: expected HOST:PORT, got {value!r}")
     return host.strip("[]"), int(port)
 
@@ -44,7 +52,12 @@ class ServiceMetrics:
         except ImportError:
             raise ConfigError("--metrics needs prometheus-client: "
                               "pip install 'service_framework[metrics]'") from None
-        host, port = parse_listen(listen)
+        self.listen = listen
+        self.address = parse_listen(listen)
+        self.prometheus = prometheus
+        self.server: Any = None
+        self.thread: Any = None
+        self.port: int | None = None  # while serving: the port (0 in `listen` picks one)
         self.service = service
         self.runtime: Runtime | None = None
         self.registry = prometheus.CollectorRegistry(auto_describe=False)
@@ -56,30 +69,35 @@ class ServiceMetrics:
             f"{PREFIX}_handler_seconds", "How long handlers ran", ["service", "name"],
             buckets=LATENCY_BUCKETS, registry=self.registry)
         self.registry.register(_Components(self))
+
+    def serve(self) -> None:
+        """Listens at `listen` (again, after a stop); ConfigError when it cannot."""
+        if self.thread is not None:
+            return
+        host, port = self.address
         try:
-            self.server, self.thread = prometheus.start_http_server(
+            self.server, self.thread = self.prometheus.start_http_server(
                 port, addr=host, registry=self.registry)
         except OSError as error:
-            raise ConfigError(f"--metrics: cannot listen on {listen}: "
+            raise ConfigError(f"--metrics: cannot listen on {self.listen}: "
                               f"{error.strerror or error}") from None
         self.port = self.server.server_port
 
     def attach(self, runtime: "Runtime") -> None:
-        """Follows `runtime` (a service's first, or the one a restart made)."""
+        """Follows `runtime` (a service's first, or the one a restart made), and serves."""
+        self.serve()
         self.runtime = runtime
-        names = _handler_names(runtime)
         service, latency = self.service, self.latency
         if self.on_event not in runtime.event_listeners:  # a restart hands listeners on
             runtime.event_listeners.append(self.on_event)
         plain = runtime.run_handler
 
-        def timed(handler: Callable, args: dict, workflow_id: str) -> Any:
+        def timed(handler: Callable, args: dict, workflow_id: str, name: str = "") -> Any:
             started = time.perf_counter()
             try:
-                return plain(handler, args, workflow_id)
+                return plain(handler, args, workflow_id, name)
             finally:
-                latency.labels(service, names.get(id(handler), "?")).observe(
-                    time.perf_counter() - started)
+                latency.labels(service, name).observe(time.perf_counter() - started)
 
         runtime.run_handler = timed  # the instance's: other services are not touched
 
@@ -92,18 +110,8 @@ class ServiceMetrics:
         self.thread, thread = None, self.thread
         self.server.shutdown()
         self.server.server_close()
+        self.port = None
         thread.join(5.0)
-
-
-def _handler_names(runtime: "Runtime") -> dict[int, str]:
-    names = {}
-    for components in (runtime.in_connections, runtime.in_states):
-        for name, component in components.items():
-            for handler in (getattr(component.spec, "handler", None),
-                            getattr(component, "on_update", None)):
-                if handler is not None:
-                    names[id(handler)] = name
-    return names
 
 
 # What the components count themselves, read at each scrape: (key, counter or gauge, name,
@@ -167,7 +175,7 @@ class _Components:
             for name, state in states.items():
                 epoch = state.sync.epoch if side == "in" else state.epoch
                 add("seq", [name, side], state.seq)
-                add("epoch", [name, side, str(epoch or "")], 1)
+                add("epoch", [name, side, str(epoch or "")[:EPOCH_LABEL_CHARS]], 1)
                 add("snapshot_bytes", [name, side], state.snapshot_bytes)
                 if side == "in":
                     add("synced", [name], 1 if state.synced else 0)

@@ -204,7 +204,7 @@ class InState(Component):
             new_epoch, self._handled_epoch = update.epoch != self._handled_epoch, update.epoch
             args = StateUpdate(update.args, kind=SNAPSHOT if update.is_snapshot else DELTA,
                                seq=update.seq, epoch=update.epoch, new_epoch=new_epoch)
-            runtime.run_handler_guarded(self.on_update, args, workflow_id,
+            runtime.run_handler_guarded(self.on_update, args, workflow_id, self.name,
                                         where=self._on_update_where,
                                         counter="state_handler_errors")
 
