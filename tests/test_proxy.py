@@ -93,8 +93,58 @@ def test_the_proxy_stops_cleanly_on_sigterm(cli_proxy):
     (["--xsub", "nohost", "--xpub", "127.0.0.1:1"], "--xsub"),
     (["--xsub", "127.0.0.1:1", "--xpub", "udp://127.0.0.1:9"], "--xpub"),
     (["--xsub", "192.0.2.1:5555", "--xpub", "127.0.0.1:*"], "--xsub"),  # not this host's
+    (["--xsub", "ipc:///tmp/sf-proxy-same", "--xpub", "ipc:///tmp/sf-proxy-same"], "--xpub"),
+    (["--xsub", "inproc://here", "--xpub", "127.0.0.1:*"], "--xsub"),  # no other process
+    (["--xsub", "127.0.0.1:*", "--xpub", "127.0.0.1:*", "--hwm", "99999999999"], "--hwm"),
 ])
 def test_a_bad_endpoint_exits_2_naming_the_option(args, named):
     result = run_cli("proxy", *args)
     assert result.returncode == 2, result.stderr
     assert named in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_proxy_forwards_over_ipv6_loopback():
+    import zmq
+
+    from service_framework.transport.proxy import Proxy
+
+    proxy = Proxy("tcp://[::1]:*", "tcp://[::1]:*").start()
+    context = zmq.Context.instance()
+    publisher, subscriber = context.socket(zmq.PUB), context.socket(zmq.SUB)
+    try:
+        for socket, side in ((publisher, "xsub"), (subscriber, "xpub")):
+            socket.setsockopt(zmq.IPV6, 1)
+            socket.linger = 0
+            socket.connect(proxy.bound[side])
+        subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+
+        def heard() -> bool:  # publish until the subscription has reached the publisher
+            publisher.send(b"tick")
+            return subscriber.poll(100) and subscriber.recv() == b"tick"
+        wait_until(heard, timeout=10, message="a publication through the proxy on [::1]")
+    finally:
+        publisher.close()
+        subscriber.close()
+        proxy.stop()
+
+
+def test_stop_returns_when_the_forwarder_died_of_an_error(monkeypatch):
+    """The CLI calls stop() when the forwarder ended by itself: it must not wait on a control
+    socket nobody reads. (libzmq's proxy is made to fail at once, standing in for any error
+    it may raise; the sockets are real.)"""
+    import threading
+
+    import zmq
+
+    from service_framework.transport.proxy import Proxy
+
+    def failing(*args: object) -> None:
+        raise zmq.ZMQError(zmq.EFAULT)
+
+    monkeypatch.setattr(zmq, "proxy_steerable", failing)
+    proxy = Proxy("tcp://127.0.0.1:*", "tcp://127.0.0.1:*").start()
+    assert proxy.wait(10) and isinstance(proxy.error, zmq.ZMQError)
+    stopper = threading.Thread(target=proxy.stop, daemon=True)
+    stopper.start()
+    stopper.join(10)
+    assert not stopper.is_alive(), "stop() blocked on a control socket nobody reads"

@@ -20,6 +20,7 @@ from ..logs import get_logger
 from ..transport.proxy import DEFAULT_HWM, Proxy
 
 EXIT_OK, EXIT_LOAD_ERROR = 0, 2
+MAX_HWM = 2**31 - 1  # libzmq's HWM options are C ints
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,13 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def endpoint(value: str, option: str) -> str:
+    """A full ZMQ endpoint other processes can reach (inproc:// is this process's own)."""
+    full = normalize_endpoint(value, where=option)
+    if full.startswith("inproc://"):
+        raise ConfigError(f"{option}: {value!r} is inproc://, which no other process can "
+                          "reach: give host:port or ipc://")
+    return full
+
+
 def main(argv: Sequence[str]) -> int:
     options = build_parser().parse_args(list(argv))
     try:
-        if options.hwm <= 0:
-            raise ConfigError(f"--hwm: expected an int > 0, got {options.hwm}")
-        proxy = Proxy(normalize_endpoint(options.xsub, where="--xsub"),
-                      normalize_endpoint(options.xpub, where="--xpub"), hwm=options.hwm)
+        if not 0 < options.hwm <= MAX_HWM:
+            raise ConfigError(f"--hwm: expected an int from 1 to {MAX_HWM}, got {options.hwm}")
+        xsub, xpub = (endpoint(options.xsub, "--xsub"), endpoint(options.xpub, "--xpub"))
+        if xsub == xpub:  # two ipc binds of one path: the second takes it, nothing flows
+            raise ConfigError(f"--xpub: the same endpoint as --xsub ({options.xpub})")
+        proxy = Proxy(xsub, xpub, hwm=options.hwm)
     except ConfigError as error:
         print(f"service_framework proxy: error: {error}", file=sys.stderr)
         return EXIT_LOAD_ERROR

@@ -61,6 +61,8 @@ class Proxy:
 
     @staticmethod
     def _bind(socket: zmq.Socket, option: str, endpoint: str) -> str:
+        if endpoint.startswith("tcp://["):  # an IPv6 address: libzmq's opt-in, as services
+            socket.setsockopt(zmq.IPV6, 1)
         try:
             socket.bind(endpoint)
         except zmq.ZMQError as error:
@@ -88,8 +90,11 @@ class Proxy:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Ends the forwarding (TERMINATE on the control socket) and closes everything."""
-        if self._thread is not None:
-            self.control.send(b"TERMINATE")
+        if self._thread is not None and self._thread.is_alive():
+            try:  # not blocking: a forwarder that died of an error reads nothing
+                self.control.send(b"TERMINATE", zmq.NOBLOCK)
+            except zmq.Again:
+                pass
             self._thread.join(timeout_s)
         self.control.close(0)
         self.frontend.close()
