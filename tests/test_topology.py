@@ -4,6 +4,7 @@ endpoints, duplicate binds and model mismatches reported (issue 14, item 5)."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import pytest
@@ -24,8 +25,15 @@ EXPECTED_EDGES = {
 
 
 def topology(*args) -> tuple[int, str, str]:
+    """(exit status, the Mermaid text with node ids replaced by their names, stderr)."""
     result = run_cli("topology", *map(str, args))
-    return result.returncode, result.stdout, result.stderr
+    return result.returncode, named(result.stdout), result.stderr
+
+
+def named(mermaid: str) -> str:
+    """Node ids (s0, s1…: names are only shown) replaced by the names they show."""
+    ids = dict(re.findall(r'^  (s\d+)\["([^"]*)"\]$', mermaid, re.M))
+    return re.sub(r"\b(s\d+)\b", lambda match: ids.get(match[1], match[1]), mermaid)
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLE_SERVICES))
@@ -180,3 +188,71 @@ def test_a_service_that_requires_config_is_drawn_with_its_config(tmp_path):
     code, out, err = topology(addresses, "-s", service, "-c", config)
     assert code == 0, err
     assert 'needs["needs"]' in out
+
+
+@pytest.mark.parametrize("binds, duplicate", [
+    (["*:47070", "127.0.0.1:47070"], True),  # a wildcard takes the port on every address
+    (["127.0.0.1:47070", "0.0.0.0:47070"], True),
+    (["[::]:47070", "127.0.0.1:47070"], True),  # [::] binds IPv4 too (libzmq maps it)
+    (["*:47070", "[::1]:47070"], False),  # `*` binds IPv4 only
+    (["127.0.0.1:47070", "127.0.0.2:47070"], False),
+    (["127.0.0.1:*", "127.0.0.1:*"], False),  # ports libzmq picks
+])
+def test_binds_that_collide_on_one_host_are_duplicates(tmp_path, binds, duplicate):
+    files = [write(tmp_path, f"b{n}.json", json.dumps({"connections": {"in": {
+        "echo": {"replyer": bind}}}})) for n, bind in enumerate(binds)]
+    code, _, err = topology(*files)
+    assert ("duplicate bind" in err) is duplicate, err
+    assert code == (1 if duplicate else 0), err
+
+
+@pytest.mark.parametrize("bind, connect, reached", [
+    ("[::]:47080", "[::1]:47080", True),
+    ("*:47080", "[::1]:47080", False),  # `*` binds IPv4 only
+    ("127.0.0.1:47080", "localhost:47080", True),
+    ("0.0.0.0:47080", "127.0.0.1:47080", True),
+])
+def test_a_connect_reaches_the_binds_libzmq_would_reach(tmp_path, bind, connect, reached):
+    server = write(tmp_path, "server.json", json.dumps({"connections": {"in": {
+        "echo": {"replyer": bind}}}}))
+    client = write(tmp_path, "client.json", json.dumps({"connections": {"out": {
+        "echo": {"requester": connect}}}}))
+    code, out, err = topology(client, server)
+    assert ("dangling" not in err) is reached, err
+    assert ("client -->|" in out) is reached, out
+
+
+def test_services_of_one_name_stay_apart(tmp_path):
+    """Two `svc.json` in two folders, and one service file run twice, are two nodes each."""
+    for folder, port in (("east", 47090), ("west", 47091)):
+        (tmp_path / folder).mkdir()
+        write(tmp_path / folder, "svc.json", json.dumps({"connections": {"in": {
+            "echo": {"replyer": f"127.0.0.1:{port}"}}}}))
+    code, out, err = topology(tmp_path / "east" / "svc.json", tmp_path / "west" / "svc.json")
+    assert code == 0, err
+    assert '["svc"]' in out and '["svc (west)"]' in out
+    replyer = write(tmp_path, "quotes.py", REPLYER)
+    first, second = (write(tmp_path, f"{name}.json", json.dumps({"connections": {"in": {
+        "quote": {"replyer": f"127.0.0.1:{port}"}}}}))
+        for name, port in (("a", 47092), ("b", 47093)))
+    code, out, err = topology(first, second, "-s", replyer, "-s", replyer)
+    assert code == 0, err
+    assert '["quotes"]' in out and '["quotes (b)"]' in out
+
+
+def test_names_mermaid_would_read_as_syntax_are_quoted_in_its_entity_codes(tmp_path):
+    server = write(tmp_path, "end.json", json.dumps({"connections": {"in": {
+        'odd"]|name': {"replyer": "127.0.0.1:47095"}}}}))
+    client = write(tmp_path, "client.json", json.dumps({"connections": {"out": {
+        'odd"]|name': {"requester": "127.0.0.1:47095"}}}}))
+    result = run_cli("topology", str(client), str(server))
+    assert result.returncode == 0, result.stderr
+    assert '  s1["end"]' in result.stdout  # `end` is a Mermaid word: never an id
+    assert '-->|"odd#quot;]|name (request)<br/>tcp://127.0.0.1:47095"| s1' in result.stdout
+
+
+def test_an_html_page_that_cannot_be_written_exits_2(tmp_path):
+    addresses = write(tmp_path, "server.json", json.dumps({"connections": {"in": {
+        "echo": {"replyer": "127.0.0.1:47097"}}}}))
+    code, _, err = topology(addresses, "--html", tmp_path)  # a folder
+    assert code == 2 and "--html" in err and len(err.strip().splitlines()) == 1, err

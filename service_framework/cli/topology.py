@@ -21,7 +21,7 @@ file cannot be read.
 from __future__ import annotations
 
 import argparse
-import re
+import itertools
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -89,9 +89,19 @@ def _node_name(path: Path) -> str:
     return f"{path.parent.name}/{path.stem}" if path.stem == "addresses" else path.stem
 
 
-def _from_addresses(path: Path) -> list[Socket]:
+def _unique(name: str, taken: list[str], hint: str) -> str:
+    """`name`, or with `hint` (or a number) when another node has it already: two
+    instances of one service, or two `svc.json` in different folders, stay two nodes."""
+    if name not in taken:
+        return name
+    candidates = itertools.chain([f"{name} ({hint})"],
+                                 (f"{name} #{n}" for n in itertools.count(2)))
+    return next(c for c in candidates if c not in taken)
+
+
+def _from_addresses(path: Path, service: str) -> list[Socket]:
     addresses = load_addresses(str(path))
-    service, sockets = _node_name(path), []
+    sockets = []
     for section in SECTIONS:
         for side in SIDES:
             for name, keys in (addresses.get(section, {}).get(side, {}) or {}).items():
@@ -127,13 +137,32 @@ def _from_service(service: str, addresses: Path,
     return definition.name, sockets
 
 
-def _matches(bound: str, wanted: str) -> bool:
-    """Whether a connect to `wanted` reaches a bind on `bound` (`*`/0.0.0.0: any host)."""
-    if bound == wanted:
-        return True
-    match = re.fullmatch(r"tcp://(\*|0\.0\.0\.0):(\d+)", bound)
-    return bool(match) and wanted.startswith("tcp://") and \
-        wanted.rpartition(":")[2] == match.group(2)
+# As libzmq resolves them for our sockets: `*` and 0.0.0.0 bind IPv4 only (ZMQ_IPV6 is set
+# for bracketed endpoints alone), `[::]` binds both families; `localhost` is 127.0.0.1.
+_ANY_IPV4, _ANY_HOST, _ALIASES = ("*", "0.0.0.0"), "[::]", {"localhost": "127.0.0.1"}
+
+
+def _place(endpoint: str) -> tuple[tuple[str, str], str]:
+    """(what binds that may meet share: the tcp port, or the whole endpoint; the host)."""
+    if not endpoint.startswith("tcp://"):
+        return ("", endpoint), ""
+    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+    return ("tcp", port), _ALIASES.get(host, host)
+
+
+def _reaches(bound_host: str, host: str) -> bool:
+    """Whether a connect to `host` reaches a bind on `bound_host` (at the same port)."""
+    return (bound_host == host or bound_host == _ANY_HOST
+            or (bound_host in _ANY_IPV4 and not host.startswith("[")))
+
+
+def _bind_index(sockets: list[Socket]) -> dict[tuple[str, str], list[Socket]]:
+    """Binding sockets by port (tcp) or endpoint: one lookup per connecting socket."""
+    index: dict[tuple[str, str], list[Socket]] = {}
+    for socket in sockets:
+        if socket.binds:
+            index.setdefault(_place(socket.endpoint)[0], []).append(socket)
+    return index
 
 
 def build(addresses: Sequence[Path], services: Sequence[str] = (),
@@ -147,27 +176,30 @@ def build(addresses: Sequence[Path], services: Sequence[str] = (),
                               "files: give one addresses file, or one per service")
         for number, service in enumerate(services):
             config = configs[number] if number < len(configs) else None
-            name, found = _from_service(service, addresses[min(number, len(addresses) - 1)],
-                                        config)
-            names.append(name)
-            sockets += found
+            path = addresses[min(number, len(addresses) - 1)]
+            name, found = _from_service(service, path, config)
+            unique = _unique(name, names, path.stem)  # its addresses say which
+            names.append(unique)
+            sockets += [socket._replace(service=unique) for socket in found]
     else:
         for path in addresses:
-            names.append(_node_name(path))
-            sockets += _from_addresses(path)
+            names.append(_unique(_node_name(path), names, path.parent.name))
+            sockets += _from_addresses(path, names[-1])
     for number, (xsub, xpub) in enumerate(proxies):
         proxy = f"proxy{number + 1}" if len(proxies) > 1 else "proxy"
         names.append(proxy)
         sockets += [Socket(proxy, "connections", "in", "xsub", "subscriber", xsub, True, "--proxy"),
                     Socket(proxy, "connections", "out", "xpub", "publisher", xpub, True,
                            "--proxy")]
-    problems = _duplicate_binds(sockets)
+    index = _bind_index(sockets)
+    problems = _duplicate_binds(index)
     links, dangling = [], []
     for socket in sockets:
         if socket.binds:
             continue
-        reached = [other for other in sockets if other.binds and _matches(other.endpoint,
-                                                                           socket.endpoint)]
+        where, host = _place(socket.endpoint)
+        reached = [other for other in index.get(where, ())
+                   if _reaches(_place(other.endpoint)[1], host)]
         if not reached:
             dangling.append(socket)
             problems.append(f"dangling: {socket.where} connects to {socket.endpoint}, where "
@@ -190,15 +222,22 @@ def build(addresses: Sequence[Path], services: Sequence[str] = (),
     return Topology(names, sockets, links, problems, dangling)
 
 
-def _duplicate_binds(sockets: list[Socket]) -> list[str]:
-    problems, seen = [], {}
-    for socket in sockets:
-        if not socket.binds:
+def _duplicate_binds(index: dict[tuple[str, str], list[Socket]]) -> list[str]:
+    """Binds of which the second fails on one host: one endpoint, or one port where one of
+    the two is a wildcard that covers the other's address."""
+    problems = []
+    for (scheme, port), binds in index.items():
+        if port == "*":  # a port libzmq picks: never another's
             continue
-        first = seen.setdefault(socket.endpoint, socket)
-        if first is not socket:
-            problems.append(f"duplicate bind: {socket.endpoint} is bound by {first.where} "
-                            f"and by {socket.where}")
+        for number, socket in enumerate(binds):
+            host = _place(socket.endpoint)[1]
+            first = next((other for other in binds[:number] if not scheme or _reaches(
+                _place(other.endpoint)[1], host) or _reaches(host, _place(other.endpoint)[1])),
+                None)
+            if first is not None:
+                also = "" if first.endpoint == socket.endpoint else f" ({first.endpoint})"
+                problems.append(f"duplicate bind: {socket.endpoint} is bound by {first.where}"
+                                f"{also} and by {socket.where}")
     return problems
 
 
@@ -231,25 +270,29 @@ def _model_mismatches(sender: Socket, receiver: Socket, kind: str) -> list[str]:
     return problems
 
 
-def _ident(name: str) -> str:
-    return re.sub(r"\W", "_", name)
+def _text(text: str) -> str:
+    """Text inside a quoted Mermaid label: its own entity codes for what would end it."""
+    return (text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;")
+            .replace(">", "#gt;"))
 
 
 def mermaid(topology: Topology) -> str:
+    # Node ids are numbers: names are only ever shown (any name is a valid label).
+    ids = {name: f"s{number}" for number, name in enumerate(topology.services)}
     lines = ["flowchart LR"]
     for name in topology.services:
-        lines.append(f'  {_ident(name)}["{name}"]')
+        lines.append(f'  {ids[name]}["{_text(name)}"]')
     for link in topology.links:
         if link.kind == "snapshot":
             continue  # the state's link says it; a snapshot pair goes the same way
         bound = link.receiver if link.receiver.binds else link.sender
-        label = f"{link.sender.name} ({link.kind})<br/>{bound.endpoint}"
+        label = f"{_text(link.sender.name)} ({link.kind})<br/>{_text(bound.endpoint)}"
         arrow = "==>" if link.kind == "state" else "-->"
-        lines.append(f'  {_ident(link.sender.service)} {arrow}|"{label}"| '
-                     f'{_ident(link.receiver.service)}')
+        lines.append(f'  {ids[link.sender.service]} {arrow}|"{label}"| '
+                     f'{ids[link.receiver.service]}')
     for number, socket in enumerate(topology.dangling):
-        lines.append(f'  missing{number}(["nothing at {socket.endpoint}"])')
-        lines.append(f'  {_ident(socket.service)} -.->|"{socket.name}"| missing{number}')
+        lines.append(f'  missing{number}(["nothing at {_text(socket.endpoint)}"])')
+        lines.append(f'  {ids[socket.service]} -.->|"{_text(socket.name)}"| missing{number}')
         lines.append(f"  style missing{number} stroke:#c00,stroke-dasharray: 4")
     return "\n".join(lines) + "\n"
 
@@ -284,9 +327,14 @@ def main(argv: Sequence[str]) -> int:
         print(f"service_framework topology: error: {error}", file=sys.stderr)
         return EXIT_LOAD_ERROR
     text = mermaid(topology)
-    print(text, end="")
     if options.html:
-        Path(options.html).write_text(html_page(topology, text))
+        try:
+            Path(options.html).write_text(html_page(topology, text))
+        except OSError as error:
+            print(f"service_framework topology: error: --html: cannot write {options.html}: "
+                  f"{error.strerror or error}", file=sys.stderr)
+            return EXIT_LOAD_ERROR
+    print(text, end="")
     for problem in topology.problems:
         print(problem, file=sys.stderr)
     return EXIT_PROBLEMS if topology.problems else EXIT_OK
