@@ -188,6 +188,8 @@ def test_a_service_that_requires_config_is_drawn_with_its_config(tmp_path):
     code, out, err = topology(addresses, "-s", service, "-c", config)
     assert code == 0, err
     assert 'needs["needs"]' in out
+    code, _, err = topology(addresses, "-c", config)  # whose config? not silently dropped
+    assert code == 2 and "-c" in err, err
 
 
 @pytest.mark.parametrize("binds, duplicate", [

@@ -319,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     options = build_parser().parse_args(list(argv))
     try:
+        if len(options.configs) > len(options.services):
+            raise ConfigError(f"{len(options.configs)} -c for {len(options.services)} -s: a "
+                              "config belongs to the service given at the same place")
         proxies = [(normalize_endpoint(a, where="--proxy"), normalize_endpoint(b, where="--proxy"))
                    for a, b in options.proxy]
         topology = build([Path(p) for p in options.addresses], options.services,
