@@ -22,7 +22,12 @@ from helpers import (
 )
 
 from service_framework import Service
-from service_framework.connections.dedupe import MAX_ENTRIES, ReplyCache
+from service_framework.connections.dedupe import (
+    MAX_BYTES,
+    MAX_ENTRIES,
+    MAX_RID_CHARS,
+    ReplyCache,
+)
 from service_framework.connections.replicas import MAX_SUSPECT_S, ReplicaSet
 from service_framework.wire.envelope import decode_reply, encode_request
 
@@ -152,6 +157,18 @@ def test_the_cache_answers_only_the_same_id_with_the_same_bytes_and_is_bounded()
     cache.put("r3", b"three", b"reply three")
     assert len(cache) == 2 and cache.get("r1", b"request one") is None  # oldest evicted
     assert ReplyCache(10 ** 9).max_entries == MAX_ENTRIES
+
+
+def test_the_cache_keeps_no_long_request_ids_and_counts_the_ids_it_keeps():
+    """A peer chooses the ids: 70,000 ids of 1,000 characters with empty replies were 70 MB
+    that a bound on replies alone did not see."""
+    cache = ReplyCache(MAX_ENTRIES)
+    for number in range(70_000):
+        cache.put(f"{number:0>1000}", b"", b"")
+    assert len(cache) == 0
+    cache.put("r" * MAX_RID_CHARS, b"body", b"")
+    assert cache.get("r" * MAX_RID_CHARS, b"body") == b"" and cache.bytes > MAX_RID_CHARS
+    assert cache.bytes <= MAX_BYTES
 
 
 def replica_process(tmp_path, name: str, port: int, **config) -> subprocess.Popen:

@@ -9,7 +9,9 @@ A repeat must match the request id AND the request's bytes (a digest of them): a
 client reusing an id with other arguments runs the handler, and cannot read a reply to a
 request it could not have written. Error replies are not kept (a retry may succeed).
 The cache is per replyer process: a retry that fails over to another replica runs there.
-Bounded by `MAX_ENTRIES` replies and `MAX_BYTES` bytes of replies, oldest evicted first.
+Bounded by `MAX_ENTRIES` replies and `MAX_BYTES` bytes of replies and request ids, oldest
+evicted first; an id longer than `MAX_RID_CHARS` is not kept (a peer's 1 MB ids with empty
+replies would otherwise fill memory under a bound that counted replies alone).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections import OrderedDict
 
 MAX_ENTRIES = 100_000
 MAX_BYTES = 64 * 1024 * 1024
+MAX_RID_CHARS = 256  # ours are a few characters ("1a2b3c4d-17"); longer ones are not kept
+_ENTRY_BYTES = 200  # what an entry costs besides its id and reply (dict slot, tuple, digest)
 
 
 def _digest(body: bytes) -> bytes:
@@ -28,8 +32,8 @@ def _digest(body: bytes) -> bytes:
 class ReplyCache:
     def __init__(self, entries: int) -> None:
         self.max_entries = min(entries, MAX_ENTRIES)
-        self.bytes = 0
         self._replies: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
+        self.bytes = 0  # of every kept id and reply, with `_ENTRY_BYTES` each
 
     def __len__(self) -> int:
         return len(self._replies)
@@ -43,13 +47,18 @@ class ReplyCache:
         return kept[1]
 
     def put(self, rid: object, request_body: bytes, reply: bytes) -> None:
-        if not isinstance(rid, str) or len(reply) > MAX_BYTES // 4:
+        if (not isinstance(rid, str) or len(rid) > MAX_RID_CHARS
+                or len(reply) > MAX_BYTES // 4):
             return  # an id-less request cannot be repeated; a huge reply is not worth it
         old = self._replies.pop(rid, None)
         if old is not None:
-            self.bytes -= len(old[1])
+            self.bytes -= _size(rid, old[1])
         self._replies[rid] = (_digest(request_body), reply)
-        self.bytes += len(reply)
+        self.bytes += _size(rid, reply)
         while len(self._replies) > self.max_entries or self.bytes > MAX_BYTES:
-            _, (_, evicted) = self._replies.popitem(last=False)
-            self.bytes -= len(evicted)
+            evicted, (_, evicted_reply) = self._replies.popitem(last=False)
+            self.bytes -= _size(evicted, evicted_reply)
+
+
+def _size(rid: str, reply: bytes) -> int:
+    return len(rid) + len(reply) + _ENTRY_BYTES
