@@ -81,27 +81,37 @@ class Requester(OutboundConnection):
             deadline = clock.monotonic() + self.timeout_s
             if attempt > 1:
                 self.retries_sent += 1
-            sent = replica.socket.send([body])
+            sent, stopping = replica.socket.send([body]), False
             if not sent:
                 self.sends_refused += 1  # its queue is full: on to the next attempt at once
             else:
-                while (remaining := deadline - clock.monotonic()) > 0:
+                while not stopping and (remaining := deadline - clock.monotonic()) > 0:
                     for socket in self.poller.poll(remaining):
                         reply = self._receive(socket, rid)
                         if reply is None:
                             continue
-                        if reply.error is not None:
+                        if reply.error is None:
+                            return self.check_reply(reply.return_args, workflow_id)
+                        # Refused unrun by a replica that is stopping: another one may run
+                        # it (a rolling restart costs the caller nothing).
+                        stopping = (reply.error["type"] == "ServiceStopping"
+                                    and len(replicas) > 1 and attempt < attempts)
+                        if not stopping:
                             runtime.emit("in", "error", self.name, workflow_id,
                                          error=reply.error)
                             raise RemoteError(reply.error["type"], reply.error["message"],
                                               self.name)
-                        return self.check_reply(reply.return_args, workflow_id)
-            runtime.count("request_attempts_timed_out")
-            self.attempts_timed_out += 1
+                        break
+            if stopping:
+                runtime.count("refused_by_a_stopping_replica")
+            else:
+                runtime.count("request_attempts_timed_out")
+                self.attempts_timed_out += 1
             pause = replicas.failed(replica, clock.monotonic())
             more = (f"; suspect for {pause:.3g}s, trying the next replica"
                     if len(replicas) > 1 and attempt < attempts else "")
-            what = f"no reply within {self.timeout_s:.3g}s" if sent else "its queue is full"
+            what = ("a refusal (the replica is stopping)" if stopping else
+                    f"no reply within {self.timeout_s:.3g}s" if sent else "its queue is full")
             log.warning("%s: %s from %s (attempt %d of %d)%s", self.label, what,
                         replica.endpoint, attempt, attempts, more)
             self._new_socket(replica)  # Lazy Pirate: a fresh socket, queued requests discarded
