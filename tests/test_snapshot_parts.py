@@ -95,6 +95,9 @@ def test_transfers_send_a_window_at_a_time_and_stay_bounded():
     assert transfers.more(b"peer", "r1", received=1, now=1.0)[0].index == 3
     assert transfers.more(b"peer", "r1", received=1, now=1.0) == []  # nothing new allowed
     assert transfers.more(b"other", "r1", received=5, now=1.0) == []  # not its transfer
+    # an in side claiming parts it was never sent gets one window more, not all the rest
+    assert [part.index for part in transfers.more(b"peer", "r1", received=10**6, now=1.0)
+            ] == [4, 5, 6]
     for n in range(parts.MAX_TRANSFERS + 10):
         transfers.start(b"p%d" % n, "r", ("e", 1), big, window=1, now=2.0)
     assert len(transfers) == parts.MAX_TRANSFERS

@@ -205,7 +205,9 @@ class Transfers:
         parts = transfer.bodies
         epoch, seq = transfer.key
         due = []
-        while transfer.sent < min(len(parts.entries), max(received, 0) + transfer.window):
+        # `received` is the peer's word: never more than it was sent (a window at a time)
+        received = min(max(received, 0), transfer.sent)
+        while transfer.sent < min(len(parts.entries), received + transfer.window):
             index = transfer.sent
             fragment = parts.packed(index)  # may cut the entry finer: the list grows
             last = index == len(parts.entries) - 1
