@@ -289,3 +289,15 @@ def test_an_in_states_epoch_label_is_cut_to_a_bounded_length(sf_bus):
     finally:
         consumer.stop_service()
         producer.stop_service()
+
+
+def test_a_metrics_port_in_use_exits_2_naming_the_flag():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run_cli("-s", "examples/echo/replyer.py", "-a", "examples/echo/addresses.json",
+                         "--metrics", f"127.0.0.1:{taken.getsockname()[1]}")
+    assert result.returncode == 2, result.stderr
+    assert "--metrics: cannot listen" in result.stderr
