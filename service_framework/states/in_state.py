@@ -78,6 +78,7 @@ class InState(Component):
         self._rid: str | None = None  # the snapshot request in flight
         self._assembly: Snapshot | None = None  # a snapshot in parts: what came so far
         self._assembled_bytes = 0
+        self._check_assembled = False  # a part failed its own check: check the whole value
         self._request_deadline: float | None = None
         self._attempt = 0
         self._episode_requests = 0  # snapshot requests since a sync last held (backoff)
@@ -274,7 +275,8 @@ class InState(Component):
                     if snapshot is None:
                         continue  # more parts to come
                     size = self._assembled_bytes
-                if snapshot.seq and (snapshot.part is None or not self._delta):
+                if snapshot.seq and (snapshot.part is None or not self._delta
+                                     or self._check_assembled):
                     # A delta value is the sum of validated deltas: it may lack required keys.
                     self._check(snapshot.value, partial=self._delta)
             except ValueError as error:  # the request stays in flight: it times out, retries
@@ -295,14 +297,20 @@ class InState(Component):
         assembly = self._assembly
         if part.part == 0:
             assembly = part._replace(value={})
-            self._assembled_bytes = 0
+            self._assembled_bytes, self._check_assembled = 0, False
         elif assembly is None or (part.part, part.epoch, part.seq) != (
                 assembly.part, assembly.epoch, assembly.seq):
             raise protocol.ProtocolError(
                 f"part {part.part} of the snapshot at {part.epoch}/{part.seq} does not follow "
                 + (f"part {assembly.part - 1} at {assembly.epoch}/{assembly.seq}"
                    if assembly else "a first part"))
-        self._check(part.value, partial=True)
+        try:
+            self._check(part.value, partial=True)
+        except ValueError:
+            # A record the model types as a whole (a TypedDict, a dataclass) may be cut
+            # across parts: its pieces fail alone. The whole value is checked once it is
+            # in, and refused then (naming the key) if it is really bad.
+            self._check_assembled = True
         merge_fragment(assembly.value, part.value)
         self._assembled_bytes += size
         received = part.part + 1
