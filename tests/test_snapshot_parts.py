@@ -190,6 +190,48 @@ def test_a_state_larger_than_one_message_syncs_in_parts_on_the_bus(sf_bus):
         producer.stop_service()
 
 
+def test_parts_in_flight_stay_within_what_a_router_holds_for_one_peer():
+    transfers = parts.Transfers()
+
+    def large() -> parts.PartSet:  # three parts of ~10 MB: one in flight at a time
+        return parts.PartSet({"notes": {f"n{n:06d}": "x" * 500 for n in range(60_000)}},
+                             codec.DEFAULT_MAX_MESSAGE_BYTES)
+
+    first = transfers.start(b"peer", "r", ("e", 1), large, window=4, now=0.0)
+    assert [part.index for part in first] == [0]
+    assert len(first[0].fragment) > parts.FLIGHT_BYTES // 2  # two would be too many
+    assert transfers.more(b"peer", "r", received=0, now=0.0) == []
+    assert [part.index for part in transfers.more(b"peer", "r", received=1, now=0.0)] == [1]
+
+
+def test_a_state_of_14_mb_parts_syncs_over_zmq():
+    """60,000 notes of 700 bytes: three parts of 14 MB under the default 16 MiB limit. Sent
+    four at a time, the ROUTER's 16 MiB per peer refused two of them, every time."""
+    model = {"notes": {str: str}}
+    publisher, snapshots = endpoint(free_port()), endpoint(free_port())
+    producer = Service(service_module=make_module("notes_out", state_models={"out": {"book": {
+        "state_type": "delta_update_out", "optional_arguments": model}}}),
+        console_loglevel="WARNING", addresses={"states": {"out": {"book": {
+            "publisher": publisher, "replyer": snapshots}}}})
+    consumer = Service(service_module=make_module("notes_in", state_models={"in": {"book": {
+        "state_type": "delta_update_in", "optional_arguments": model}}}),
+        console_loglevel="WARNING", addresses={"states": {"in": {"book": {
+            "subscriber": publisher, "requester": snapshots}}}})
+    producer.run_service()
+    try:
+        for start in range(0, 60_000, 10_000):
+            producer.runtime.to_send("state", "book", {"notes": {
+                f"n{n:06d}": "x" * 700 for n in range(start, start + 10_000)}})
+        consumer.run_service()
+        state = consumer.runtime.in_states["book"]
+        wait_until(lambda: state.synced, timeout=30, message="the consumer in sync")
+        assert len(state.value["notes"]) == 60_000 and state.snapshot_requests == 1
+        assert state.snapshot_bytes > 3 * 14_000_000
+    finally:
+        consumer.stop_service()
+        producer.stop_service()
+
+
 class Order(TypedDict):
     a: str
     b: str

@@ -12,7 +12,8 @@ marker, carrying the seq like every part.
 What cannot be cut is sent whole: a list, or a dict value whose fragment of `PART_ITEMS`
 entries still exceeds `max_message_bytes` is cut smaller, down to one entry.
 
-The out side keeps the parts of at most `MAX_PART_SETS` seqs (a transfer under way keeps
+At most `window` parts, and `FLIGHT_BYTES` of them, are in flight per in side (one part
+always). The out side keeps the parts of at most `MAX_PART_SETS` seqs (a transfer under way keeps
 its set; see `Transfers._set_for`) and the progress of at most `MAX_TRANSFERS` transfers
 (idle ones expire after `TRANSFER_IDLE_S`): a peer that asks and never reads holds
 nothing beyond its window of parts (and the peer budget bounds even that), however large
@@ -25,6 +26,7 @@ from collections import OrderedDict
 from itertools import islice
 from typing import Callable, NamedTuple
 
+from ..transport.peer_budget import DEFAULT_PEER_BYTES
 from ..wire import codec
 from .merge import copy_value
 
@@ -33,6 +35,10 @@ MAX_WINDOW = 16  # parts in flight per in side, at most (an in side asks for few
 MAX_TRANSFERS = 64
 MAX_PART_SETS = 2
 TRANSFER_IDLE_S = 60.0
+# Bytes of parts in flight per in side: the window is cut short past it (one part always
+# goes), so the replies stay within what a ROUTER holds for one peer (`peer_budget`):
+# 4 parts of 14 MB were refused there, and the state never synced.
+FLIGHT_BYTES = DEFAULT_PEER_BYTES // 2
 
 
 def _weight(value: object, cap: int) -> int:
@@ -207,9 +213,13 @@ class Transfers:
         due = []
         # `received` is the peer's word: never more than it was sent (a window at a time)
         received = min(max(received, 0), transfer.sent)
+        flight = sum(len(parts.packed(index)) for index in range(received, transfer.sent))
         while transfer.sent < min(len(parts.entries), received + transfer.window):
             index = transfer.sent
             fragment = parts.packed(index)  # may cut the entry finer: the list grows
+            if flight and flight + len(fragment) > FLIGHT_BYTES:
+                break  # the rest when the in side has these: its peer budget would drop it
+            flight += len(fragment)
             last = index == len(parts.entries) - 1
             due.append(Part(epoch, seq, index, index + 1 if last else None, fragment))
             transfer.sent += 1
