@@ -190,6 +190,25 @@ def test_a_state_larger_than_one_message_syncs_in_parts_on_the_bus(sf_bus):
         producer.stop_service()
 
 
+def test_transfers_that_stall_hold_no_part_set_from_a_late_joiner():
+    """In sides that crashed mid-transfer (or ask again and again for the same parts) kept
+    both part sets busy for 60 s: every late joiner got an old set it could not use."""
+    transfers = parts.Transfers()
+
+    def big() -> parts.PartSet:
+        return parts.PartSet({"levels": {str(n): n for n in range(3 * parts.PART_ITEMS)}},
+                             1 << 30)
+
+    for seq in range(1, parts.MAX_PART_SETS + 1):
+        transfers.start(b"p%d" % seq, "r", ("e", seq), big, 1, 0.0)
+    for second in range(1, int(parts.STALLED_S) + 2):  # asking for nothing new
+        transfers.more(b"p1", "r", 1, float(second))
+    assert transfers.start(b"late", "r", ("e", 9), big, 1, 1.0)[0].seq == parts.MAX_PART_SETS
+    late = transfers.start(b"later", "r", ("e", 9), big, 1, parts.STALLED_S + 1)
+    assert late[0].seq == 9  # a set of its own seq: a stalled transfer made room
+    assert transfers.more(b"p1", "r", 1, parts.STALLED_S + 1) == []  # dropped with its set
+
+
 def test_parts_in_flight_stay_within_what_a_router_holds_for_one_peer():
     transfers = parts.Transfers()
 

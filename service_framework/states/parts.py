@@ -35,6 +35,7 @@ MAX_WINDOW = 16  # parts in flight per in side, at most (an in side asks for few
 MAX_TRANSFERS = 64
 MAX_PART_SETS = 2
 TRANSFER_IDLE_S = 60.0
+STALLED_S = 5.0  # an in side asks on within milliseconds; its own timeout is 2 s by default
 # Bytes of parts in flight per in side: the window is cut short past it (one part always
 # goes), so the replies stay within what a ROUTER holds for one peer (`peer_budget`):
 # 4 parts of 14 MB were refused there, and the state never synced.
@@ -148,12 +149,13 @@ class Part(NamedTuple):
 
 
 class Transfer:
-    __slots__ = ("key", "bodies", "sent", "window", "last_active")
+    __slots__ = ("key", "bodies", "sent", "received", "window", "last_active")
 
     def __init__(self, key: tuple, bodies: PartSet, window: int, now: float) -> None:
         self.key = key
         self.bodies = bodies
         self.sent = 0
+        self.received = 0  # the most the in side said it has
         self.window = window
         self.last_active = now
 
@@ -173,27 +175,32 @@ class Transfers:
         """A transfer to `peer` of the snapshot at `key` (epoch, seq), its parts made by
         `build` unless kept already; the first `window` parts to send."""
         self._expire(now)
-        key = self._set_for(key, build)
+        key = self._set_for(key, build, now)
         transfer = Transfer(key, self._sets[key], max(1, min(window, MAX_WINDOW)), now)
         self._transfers[(peer, rid)] = transfer
         while len(self._transfers) > MAX_TRANSFERS:
             self._transfers.popitem(last=False)
         return self._due(peer, rid, transfer, 0)
 
-    def _set_for(self, key: tuple, build: Callable[[], PartSet]) -> tuple:
+    def _set_for(self, key: tuple, build: Callable[[], PartSet], now: float) -> tuple:
         """The key of the part set to send. At most `MAX_PART_SETS` are kept: one that no
-        transfer reads makes room for a new one; when every kept set is being read, the
-        newest is sent instead (older than `key`: the in side applies the updates it
-        buffered after it, or asks again), so no transfer under way is cut off by
-        late joiners arriving at other seqs."""
+        transfer is moving through makes room for a new one; when every kept set is being
+        read, the newest is sent instead (older than `key`: the in side applies the updates
+        it buffered after it, or asks again), so no transfer under way is cut off by
+        late joiners arriving at other seqs. A transfer moves when its in side asks for
+        parts past those it had; one that has not for `STALLED_S` (its in side crashed,
+        or only pretends to read) holds no set: it is dropped with the set."""
         if key in self._sets:
             return key
         if len(self._sets) >= MAX_PART_SETS:
-            busy = {id(transfer.bodies) for transfer in self._transfers.values()}
+            busy = {id(transfer.bodies) for transfer in self._transfers.values()
+                    if now - transfer.last_active < STALLED_S}
             idle = [kept for kept, parts in self._sets.items() if id(parts) not in busy]
             if not idle:
                 return next(reversed(self._sets))
-            del self._sets[idle[0]]
+            evicted = self._sets.pop(idle[0])
+            for name in [n for n, t in self._transfers.items() if t.bodies is evicted]:
+                del self._transfers[name]
         self._sets[key] = build()
         return key
 
@@ -203,7 +210,10 @@ class Transfers:
         transfer = self._transfers.get((peer, rid))
         if transfer is None:
             return []  # expired or unknown: the in side times out and asks again
-        transfer.last_active = now
+        received = min(received, transfer.sent)  # the peer's word: at most what it was sent
+        if received > transfer.received:  # moving on (asking again for the same is not)
+            transfer.received = received
+            transfer.last_active = now
         self._transfers.move_to_end((peer, rid))
         return self._due(peer, rid, transfer, received)
 
