@@ -98,10 +98,16 @@ def test_transfers_send_a_window_at_a_time_and_stay_bounded():
     # an in side claiming parts it was never sent gets one window more, not all the rest
     assert [part.index for part in transfers.more(b"peer", "r1", received=10**6, now=1.0)
             ] == [4, 5, 6]
-    for n in range(parts.MAX_TRANSFERS + 10):
-        transfers.start(b"p%d" % n, "r", ("e", 1), big, window=1, now=2.0)
-    assert len(transfers) == parts.MAX_TRANSFERS
-    assert transfers.more(b"p70", "r", 1, now=2.0 + parts.TRANSFER_IDLE_S + 1) == []
+    # a flood of requests never cuts off transfers that move: the new ones are refused
+    started = [transfers.start(b"p%d" % n, "r", ("e", 1), big, window=1, now=2.0)
+               for n in range(parts.MAX_TRANSFERS + 10)]
+    assert len(transfers) == parts.MAX_TRANSFERS and started.count(None) == 11
+    assert transfers.more(b"peer", "r1", received=5, now=3.0)  # "peer" goes on
+    assert transfers.start(b"p0", "again", ("e", 1), big, window=1, now=3.0)  # one per peer
+    assert len(transfers) == parts.MAX_TRANSFERS and transfers.more(b"p0", "r", 1, 3.0) == []
+    # one that stalled makes room
+    assert transfers.start(b"new", "r", ("e", 1), big, window=1, now=2.0 + parts.STALLED_S)
+    assert transfers.more(b"p70", "r", 1, now=9.0 + parts.TRANSFER_IDLE_S) == []
     assert len(transfers) == 0  # idle ones expired
 
 
@@ -246,6 +252,22 @@ def test_a_state_of_14_mb_parts_syncs_over_zmq():
         wait_until(lambda: state.synced, timeout=30, message="the consumer in sync")
         assert len(state.value["notes"]) == 60_000 and state.snapshot_requests == 1
         assert state.snapshot_bytes > 3 * 14_000_000
+    finally:
+        consumer.stop_service()
+        producer.stop_service()
+
+
+def test_with_every_transfer_slot_moving_a_joiner_gets_one_message(sf_bus, monkeypatch):
+    monkeypatch.setattr(parts, "MAX_TRANSFERS", 0)  # as if 64 in sides were being served
+    producer, consumer, _ = pair(sf_bus.bus)
+    producer.run_service()
+    try:
+        fill(producer, book(100))
+        consumer.run_service()
+        sf_bus.run_until_idle()
+        state = consumer.runtime.in_states["book"]
+        assert state.synced and state.value == book(100) and state.snapshot_requests == 1
+        assert producer.runtime.counters["snapshot_transfers_full"] == 1
     finally:
         consumer.stop_service()
         producer.stop_service()

@@ -320,6 +320,12 @@ class OutState(Component):
             room = max(1024, self.runtime.max_message_bytes - 1024)  # for the part's head
             parts = self.transfers.start(peer, request.rid, key,
                                          lambda: PartSet(core.value, room), request.window, now)
+            if parts is None:  # every transfer slot is moving: one message, if it fits
+                self.runtime.count("snapshot_transfers_full")
+                try:
+                    return [core.snapshot(request.rid)]
+                except CodecError:
+                    return []
         else:
             return [core.snapshot(request.rid)]
         return [protocol.encode_snapshot_part(request.rid, part.epoch, part.seq, part.index,

@@ -15,9 +15,10 @@ entries still exceeds `max_message_bytes` is cut smaller, down to one entry.
 At most `window` parts, and `FLIGHT_BYTES` of them, are in flight per in side (one part
 always). The out side keeps the parts of at most `MAX_PART_SETS` seqs (a transfer under way keeps
 its set; see `Transfers._set_for`) and the progress of at most `MAX_TRANSFERS` transfers
-(idle ones expire after `TRANSFER_IDLE_S`): a peer that asks and never reads holds
-nothing beyond its window of parts (and the peer budget bounds even that), however large
-the state.
+(idle ones expire after `TRANSFER_IDLE_S`; one per peer): a peer that asks and never reads
+holds nothing beyond its window of parts (and the peer budget bounds even that), however
+large the state. When every transfer is moving, a new request is answered in one message
+if the value fits one, and not at all otherwise (its in side asks again, backing off).
 """
 
 from __future__ import annotations
@@ -171,15 +172,24 @@ class Transfers:
         return len(self._transfers)
 
     def start(self, peer: bytes, rid: str, key: tuple, build: Callable[[], PartSet],
-              window: int, now: float) -> list[Part]:
+              window: int, now: float) -> list[Part] | None:
         """A transfer to `peer` of the snapshot at `key` (epoch, seq), its parts made by
-        `build` unless kept already; the first `window` parts to send."""
+        `build` unless kept already; the first `window` parts to send. None when
+        `MAX_TRANSFERS` are all moving: a flood of requests never cuts off a transfer under
+        way (the caller answers otherwise). A peer's new request ends its earlier one (an
+        in side asks again only when it gave up)."""
         self._expire(now)
+        for name in [name for name in self._transfers if name[0] == peer]:
+            del self._transfers[name]
+        if len(self._transfers) >= MAX_TRANSFERS:
+            stalled = next((name for name, transfer in self._transfers.items()
+                            if now - transfer.last_active >= STALLED_S), None)
+            if stalled is None:
+                return None
+            del self._transfers[stalled]
         key = self._set_for(key, build, now)
         transfer = Transfer(key, self._sets[key], max(1, min(window, MAX_WINDOW)), now)
         self._transfers[(peer, rid)] = transfer
-        while len(self._transfers) > MAX_TRANSFERS:
-            self._transfers.popitem(last=False)
         return self._due(peer, rid, transfer, 0)
 
     def _set_for(self, key: tuple, build: Callable[[], PartSet], now: float) -> tuple:
