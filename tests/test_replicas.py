@@ -83,6 +83,12 @@ def test_attempts_go_round_robin_and_skip_a_suspect_until_it_is_due():
     assert b.failures == 0 and b.suspect_until == float("-inf")
 
 
+def test_a_replica_dead_for_good_stays_suspect_at_most_the_cap():
+    replicas = ReplicaSet(["a:1", "b:1"], timeout_s=1.0)
+    for number in range(2000):  # 1,024 failures in a row overflowed the float once
+        assert replicas.failed(replicas.replicas[1], float(number)) <= MAX_SUSPECT_S
+
+
 def test_when_every_replica_is_suspect_they_are_still_tried_soonest_due_first():
     replicas = ReplicaSet(["a", "b"], timeout_s=1.0)
     a, b = replicas.replicas

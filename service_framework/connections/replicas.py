@@ -65,7 +65,8 @@ class ReplicaSet:
     def failed(self, replica: Replica, now: float) -> float:
         """An attempt on `replica` timed out: it is suspect for the returned seconds."""
         replica.failures += 1
-        pause = min(self.timeout_s * 2 ** (replica.failures - 1), MAX_SUSPECT_S)
+        # the exponent capped: a replica dead for good fails thousands of times
+        pause = min(self.timeout_s * 2 ** min(replica.failures - 1, 32), MAX_SUSPECT_S)
         replica.suspect_until = now + pause
         return pause
 

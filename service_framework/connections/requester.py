@@ -14,6 +14,7 @@ a replyer created with `dedupe` answers a repeated id from its cache.
 from __future__ import annotations
 
 import itertools
+import uuid
 
 from ..errors import RemoteError, RequestTimeout
 from ..logs import get_logger
@@ -33,7 +34,9 @@ class Requester(OutboundConnection):
         self.timeout_s = float(creation.get("timeout_s", DEFAULT_TIMEOUT_S))
         self.retries = int(creation.get("retries", 0))
         self._ids = itertools.count(1)
-        self._prefix = runtime.new_workflow_id()[:8]
+        # its own: a transport's ids share their first characters, and two requesters'
+        # ids must never meet at a `dedupe` replyer
+        self._prefix = uuid.uuid4().hex[:16]
         self.replicas: ReplicaSet | None = None
         # What metrics read: attempts refused at the high-water mark are `sends_refused`.
         self.timeouts = self.attempts_timed_out = self.retries_sent = self.sends_refused = 0
