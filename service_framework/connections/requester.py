@@ -14,7 +14,6 @@ a replyer created with `dedupe` answers a repeated id from its cache.
 from __future__ import annotations
 
 import itertools
-import uuid
 
 from ..errors import RemoteError, RequestTimeout
 from ..logs import get_logger
@@ -36,7 +35,7 @@ class Requester(OutboundConnection):
         self._ids = itertools.count(1)
         # its own: a transport's ids share their first characters, and two requesters'
         # ids must never meet at a `dedupe` replyer
-        self._prefix = uuid.uuid4().hex[:16]
+        self._prefix = runtime.new_workflow_id()  # whole: seeded on the memory bus
         self.replicas: ReplicaSet | None = None
         # What metrics read: attempts refused at the high-water mark are `sends_refused`.
         self.timeouts = self.attempts_timed_out = self.retries_sent = self.sends_refused = 0
