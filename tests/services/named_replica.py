@@ -1,11 +1,15 @@
 """A replica of an echo replyer: answers with its own name and how often its handler ran.
 
 Config: `name` (the replica's), `dedupe` (replies kept to answer a repeated request id,
-0 by default), `hang` (when true the handler never answers in time: a replica that is
-up but stuck).
+0 by default), `hang` (when true the handler is stuck for `HANG_S`, far past any
+request's timeout in the tests: a replica that is up but does not answer; the tests
+kill it).
 """
 
-import time
+import threading
+
+HANG_S = 120.0
+_never = threading.Event()  # nothing sets it: the wait is the stuck handler
 
 config_model = {"optional": {"name": str, "dedupe": int, "hang": bool}}
 runs = 0
@@ -15,7 +19,7 @@ def on_echo(args, to_send, states, config):
     global runs
     runs += 1
     if config.get("hang"):
-        time.sleep(3600)
+        _never.wait(HANG_S)
     return {"text": args["text"], "replica": config.get("name", "?"), "runs": runs}
 
 
