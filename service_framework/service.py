@@ -115,9 +115,7 @@ class Service:
         try:
             runtime.open()
         except BaseException:
-            self._close_recordings()  # binding failed: nothing ran, close the file
-            if self.metrics is not None:
-                self.metrics.close()
+            self._close_outputs()  # binding failed: nothing ran, close the file
             raise
         self.runtime = runtime
         self._stopped.clear()
@@ -143,9 +141,7 @@ class Service:
                 _running.pop(id(self), None)
             runtime.close()
             if not crashed:  # a crashed service's traces (and metrics) go on when it restarts
-                self._close_recordings()
-                if self.metrics is not None:
-                    self.metrics.close()
+                self._close_outputs()
             self._stopped.set()
             log.info("service %r %s", runtime.name, "crashed" if crashed else "stopped",
                      extra={"service": runtime.name})
@@ -265,19 +261,20 @@ class Service:
         self._recorders.append(recorder)
         return recorder
 
-    def _close_recordings(self) -> None:
+    def _close_outputs(self) -> None:
+        """What the service writes or serves beyond its sockets: traces, metrics."""
         recorders, self._recorders = self._recorders, []
         for recorder in recorders:
             recorder.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
     # -- stopping -----------------------------------------------------------------------
     def stop_service(self) -> None:
         """Stops taking input, finishes the handler in flight, closes sockets; within 2 s."""
         runtime = self.runtime
         if runtime is None or runtime.closed:  # never started, stopped, or crashed: what a
-            self._close_recordings()  # crash kept open for a restart is not needed now
-            if self.metrics is not None:
-                self.metrics.close()
+            self._close_outputs()  # crash kept open for a restart is not needed now
             return
         if not self.transport.scheduler.stop(runtime, STOP_JOIN_S):
             log.warning("service %r: a handler is still running after %.1fs",

@@ -229,11 +229,12 @@ def _duplicate_binds(index: dict[tuple[str, str], list[Socket]]) -> list[str]:
     for (scheme, port), binds in index.items():
         if port == "*":  # a port libzmq picks: never another's
             continue
-        for number, socket in enumerate(binds):
-            host = _place(socket.endpoint)[1]
-            first = next((other for other in binds[:number] if not scheme or _reaches(
-                _place(other.endpoint)[1], host) or _reaches(host, _place(other.endpoint)[1])),
-                None)
+        hosts = [_place(socket.endpoint)[1] for socket in binds]
+        for number, (socket, host) in enumerate(zip(binds, hosts, strict=True)):
+            earlier = zip(binds[:number], hosts[:number], strict=True)
+            first = next((other for other, theirs in earlier
+                          if not scheme or _reaches(theirs, host) or _reaches(host, theirs)),
+                         None)
             if first is not None:
                 also = "" if first.endpoint == socket.endpoint else f" ({first.endpoint})"
                 problems.append(f"duplicate bind: {socket.endpoint} is bound by {first.where}"
