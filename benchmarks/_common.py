@@ -9,7 +9,6 @@ possible ext hooks for Decimal and datetime, and validate nothing.
 from __future__ import annotations
 
 import os
-import socket
 import time
 import types
 from datetime import datetime, timezone
@@ -19,17 +18,12 @@ from typing import Any, Callable
 
 import msgpack
 
+from service_framework_testing.ports import free_port  # noqa: F401 - shared by the benchmarks
+
 PAYLOAD: dict[str, Any] = {"id": 7, "side": "buy", "price": Decimal("101.25"),
                            "at": datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)}
 PAYLOAD_MODEL = {"id": int, "side": str, "price": Decimal, "at": datetime}
 BOOK_MODEL = {"asks": {Decimal: Decimal}, "bids": {Decimal: Decimal}}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def module(name: str, **attributes: Any) -> types.ModuleType:

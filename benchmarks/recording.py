@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,16 +31,11 @@ from pathlib import Path
 import zmq
 
 from service_framework.wire.envelope import decode_reply, encode_request
+from service_framework_testing.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 ECHO = REPO / "examples" / "echo"
 START_TIMEOUT_S = 20.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_replyer(directory: Path, port: int, record: Path | None) -> subprocess.Popen:
