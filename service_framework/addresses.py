@@ -159,7 +159,13 @@ def endpoints(addresses: Mapping, section: str, side: str, name: str, key: str, 
             raise ConfigError(f"{where}: an empty list of endpoints")
         if not many and len(node) > 1:
             raise ConfigError(f"{where}: this socket takes one endpoint, got {len(node)}")
-        return [normalize_endpoint(item, where=f"{where}[{i}]") for i, item in enumerate(node)]
+        found = [normalize_endpoint(item, where=f"{where}[{i}]") for i, item in enumerate(node)]
+        # Listed twice, a replica would take two turns and a publisher's messages come twice.
+        for i, endpoint in enumerate(found):
+            first = found.index(endpoint)
+            if first != i:
+                raise ConfigError(f"{where}[{i}]: {endpoint} is listed twice (also at [{first}])")
+        return found
     return [normalize_endpoint(node, where=where)]  # type: ignore[arg-type]
 
 

@@ -166,6 +166,14 @@ def test_endpoints_empty_list():
         endpoints(data, "connections", "out", "a", "requester", many=True)
 
 
+def test_an_endpoint_listed_twice_is_refused_naming_both_places():
+    # "a:1" and "tcp://a:1" are one endpoint: the replica would take two turns in three
+    data = {"connections": {"out": {"a": {"requester": ["a:1", "b:1", "tcp://a:1"]}}}}
+    with pytest.raises(ConfigError, match=r"connections.out.a.requester\[2\]: tcp://a:1 "
+                                          r"is listed twice \(also at \[0\]\)"):
+        endpoints(data, "connections", "out", "a", "requester", many=True)
+
+
 def test_endpoints_other_schemes():
     assert endpoints(ADDRESSES, "states", "in", "book", "subscriber") == ["ipc:///tmp/book"]
     assert endpoints(ADDRESSES, "states", "in", "book", "requester") == ["inproc://book"]

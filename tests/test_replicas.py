@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
+import time
 from collections import Counter
 
 import pytest
@@ -35,8 +37,10 @@ TIMEOUT_S = 1.0
 REPLICAS = ("a", "b", "c")
 
 
-def replica_module(name: str):
+def replica_module(name: str, delay_s: float = 0.0):
     def on_echo(args, to_send, states, config):
+        if delay_s:
+            time.sleep(delay_s)  # virtual on the bus
         return {"text": args["text"], "replica": name}
 
     return make_module(f"replica_{name}", connection_models={"in": {"echo": {
@@ -81,6 +85,13 @@ def test_attempts_go_round_robin_and_skip_a_suspect_until_it_is_due():
     assert b.suspect_until == 20.0 + MAX_SUSPECT_S
     replicas.answered(b)
     assert b.failures == 0 and b.suspect_until == float("-inf")
+
+
+def test_a_suspect_replicas_turns_are_shared_by_every_healthy_one():
+    replicas = ReplicaSet(["a", "b", "c", "d"], timeout_s=1.0)
+    replicas.failed(replicas.replicas[1], now=0.0)  # b suspect until 1.0
+    firsts = Counter(replicas.order(0.5)[0].endpoint for _ in range(300))
+    assert firsts == {"a": 100, "c": 100, "d": 100}  # c took b's turns too: 100/200/100
 
 
 def test_a_replica_dead_for_good_stays_suspect_at_most_the_cap():
@@ -141,7 +152,10 @@ def test_with_every_replica_down_the_caller_gets_one_timeout_naming_them(sf_bus)
     with pytest.raises(Exception) as error:
         client.request("ask", {"text": "x"})
     assert "RequestTimeout" in repr(error.value)
-    assert "a:1, b:1, c:1" in str(error.value) or "tcp://a:1" in str(error.value)
+    # each attempt's outcome, by replica: a refusal or a full queue is not "no reply"
+    assert str(error.value).endswith(": no reply in 3 attempt(s): "
+                                     "tcp://a:1: no reply within 1s; tcp://b:1: no reply "
+                                     "within 1s; tcp://c:1: no reply within 1s"), error.value
     assert sf_bus.clock.monotonic() - before == pytest.approx(3 * TIMEOUT_S)
 
 
@@ -150,6 +164,26 @@ def test_a_stuck_replica_is_failed_over_on_the_bus(sf_bus):
     sf_bus.faults.drop(link=("replica_c", "replica_client"))  # up, but mute
     answers = Counter(client.request("ask", {"text": str(n)})["replica"] for n in range(12))
     assert answers["c"] == 0 and sum(answers.values()) == 12
+
+
+def test_a_crashed_replica_doubles_no_other_replicas_share_on_the_bus(sf_bus):
+    client = bus_replicas(sf_bus)
+    sf_bus.crash("replica_b")
+    answers = Counter(client.request("ask", {"text": str(n)})["replica"] for n in range(300))
+    assert answers == {"a": 150, "c": 150}
+
+
+def test_a_reply_later_than_the_attempt_deadline_is_a_timeout_on_the_bus(sf_bus):
+    # Over ZeroMQ the attempt ends at timeout_s and the reply that comes later is dropped;
+    # the bus ran the slow handler inline and took its reply 0.5 s past the deadline.
+    sf_bus.service(replica_module("a", delay_s=1.5 * TIMEOUT_S),
+                   addresses={"connections": {"in": {"echo": {"replyer": "a:1"}}}})
+    sf_bus.service(replica_module("b"),
+                   addresses={"connections": {"in": {"echo": {"replyer": "b:1"}}}})
+    client = sf_bus.service(client_module(), addresses={"connections": {
+        "in": {"ask": {"replyer": "client:1"}}, "out": {"echo": {"requester": ["a:1", "b:1"]}}}})
+    assert client.request("ask", {"text": "x"})["replica"] == "b"
+    assert client.runtime.counters["request_attempts_timed_out"] == 1
 
 
 # -- the dedupe cache -------------------------------------------------------------------------
@@ -175,6 +209,25 @@ def test_the_cache_keeps_no_long_request_ids_and_counts_the_ids_it_keeps():
     cache.put("r" * MAX_RID_CHARS, b"body", b"")
     assert cache.get("r" * MAX_RID_CHARS, b"body") == b"" and cache.bytes > MAX_RID_CHARS
     assert cache.bytes <= MAX_BYTES
+
+
+def test_the_cache_counts_what_it_holds_and_keeps_no_wide_character_ids():
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        cache = ReplyCache(MAX_ENTRIES)
+        for number in range(20_000):
+            cache.put(f"1a2b3c4d-{number}", b"request %d" % number, b"%d" % number)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held <= cache.bytes * 1.1  # the bound is on memory, not on a count of characters
+    wide = ReplyCache(MAX_ENTRIES)  # a character of these ids takes 4 bytes, not 1
+    for number in range(1_000):
+        wide.put(f"{number:\U0001F600>{MAX_RID_CHARS}}", b"body", b"")
+    assert len(wide) == 0
 
 
 def replica_process(tmp_path, name: str, port: int, **config) -> subprocess.Popen:
@@ -243,8 +296,6 @@ def ask_many(ask, count: int) -> Counter:
 
 def test_requests_spread_over_replicas_and_survive_a_killed_one_over_zmq(zmq_replicas,
                                                                           tmp_path):
-    import time
-
     ask, ports, processes = zmq_replicas
     wait_until(lambda: len(ask_many(ask, 6)) == 3, timeout=30,
                message="all three replicas answering")
@@ -291,8 +342,6 @@ def test_a_replica_stopping_gracefully_is_failed_over_with_no_error(zmq_replicas
 
 
 def test_a_hung_replica_is_failed_over_within_timeout_over_zmq(tmp_path):
-    import time
-
     ports = {"ok": free_port(), "hung": free_port()}
     processes = {"ok": replica_process(tmp_path, "ok", ports["ok"]),
                  "hung": replica_process(tmp_path, "hung", ports["hung"], hang=True)}
@@ -313,3 +362,31 @@ def test_a_hung_replica_is_failed_over_within_timeout_over_zmq(tmp_path):
         processes["hung"].kill()
         processes["hung"].wait()
         stop(processes["ok"])
+
+
+def test_stopping_the_service_ends_a_failover_in_main_at_once():
+    """main is failing over across three replicas nobody runs when the service is asked to
+    stop: the request ends with ServiceStopping, not three timeouts later."""
+    outcome: dict = {}
+    asking = threading.Event()
+
+    def main(to_send, config):
+        asking.set()
+        try:
+            to_send("connection", "echo", {"text": "x"})
+        except Exception as error:
+            outcome["error"] = error
+
+    module = make_module("stopped_while_asking", main=main, connection_models={"out": {
+        "echo": {"connection_type": "requester", "required_arguments": {"text": str},
+                 "optional_creation_arguments": {"timeout_s": 5.0}}}})
+    service = Service(service_module=module, console_loglevel="CRITICAL", addresses={
+        "connections": {"out": {"echo": {"requester": [endpoint(free_port())
+                                                       for _ in range(3)]}}}})
+    service.run_service_as_main()
+    assert asking.wait(10)
+    stopped_at = time.monotonic()
+    service.stop_service()
+    wait_until(lambda: "error" in outcome, timeout=10, message="main's request ending")
+    assert type(outcome["error"]).__name__ == "ServiceStopping", outcome["error"]
+    assert time.monotonic() - stopped_at < 2.0  # was 15 s: every replica's timeout

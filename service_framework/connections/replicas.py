@@ -48,19 +48,24 @@ class ReplicaSet:
         return len(self.replicas)
 
     def order(self, now: float) -> list[Replica]:
-        """The replicas in the order this request tries them: round-robin from the next
-        one, those not suspect first, then the suspect ones (soonest due first)."""
+        """The replicas in the order this request tries them: those not suspect first,
+        round-robin from the one after the last request's first choice, then the suspect
+        ones (soonest due first).
+
+        The turn passes over suspect replicas: a suspect one's share goes to every healthy
+        one alike, not all to the replica after it.
+        """
         replicas = self.replicas
         count = len(replicas)
-        start = self._next % count
-        self._next = start + 1
-        turn = replicas[start:] + replicas[:start]
         if count == 1:
-            return turn
+            return list(replicas)
+        turn = [replicas[(self._next + step) % count] for step in range(count)]
         healthy = [replica for replica in turn if replica.suspect_until <= now]
         suspect = sorted((replica for replica in turn if replica.suspect_until > now),
                          key=lambda replica: replica.suspect_until)
-        return healthy + suspect
+        chosen = healthy + suspect
+        self._next = replicas.index(chosen[0]) + 1
+        return chosen
 
     def failed(self, replica: Replica, now: float) -> float:
         """An attempt on `replica` timed out: it is suspect for the returned seconds."""

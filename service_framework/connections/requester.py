@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 
-from ..errors import RemoteError, RequestTimeout
+from ..errors import RemoteError, RequestTimeout, ServiceStopping
 from ..logs import get_logger
 from ..wire.codec import CodecError
 from ..wire.envelope import EnvelopeError, decode_reply, encode_request
@@ -76,7 +76,10 @@ class Requester(OutboundConnection):
         # never the caller an error while another replica answers.
         attempts = max(1 + self.retries, len(replicas))
         order = replicas.order(clock.monotonic())
+        outcomes: list[str] = []  # what each attempt came to, for the RequestTimeout
         for attempt in range(1, attempts + 1):
+            if self.closed:  # stopped while failing over: the next replica is not tried
+                self._abandon(workflow_id, attempt - 1)
             replica = order[(attempt - 1) % len(order)]
             if replica.socket is None:
                 self._new_socket(replica)
@@ -87,7 +90,8 @@ class Requester(OutboundConnection):
             if not sent:
                 self.sends_refused += 1  # its queue is full: on to the next attempt at once
             else:
-                while not stopping and (remaining := deadline - clock.monotonic()) > 0:
+                while (not stopping and not self.closed
+                       and (remaining := deadline - clock.monotonic()) > 0):
                     for socket in self.poller.poll(remaining):
                         reply = self._receive(socket, rid)
                         if reply is None:
@@ -104,6 +108,8 @@ class Requester(OutboundConnection):
                             raise RemoteError(reply.error["type"], reply.error["message"],
                                               self.name)
                         break
+            if self.closed:
+                self._abandon(workflow_id, attempt)
             if stopping:
                 runtime.count("refused_by_a_stopping_replica")
             else:
@@ -114,16 +120,31 @@ class Requester(OutboundConnection):
                     if len(replicas) > 1 and attempt < attempts else "")
             what = ("a refusal (the replica is stopping)" if stopping else
                     f"no reply within {self.timeout_s:.3g}s" if sent else "its queue is full")
+            outcomes.append(f"{replica.endpoint}: {what}")
             log.warning("%s: %s from %s (attempt %d of %d)%s", self.label, what,
                         replica.endpoint, attempt, attempts, more)
             self._new_socket(replica)  # Lazy Pirate: a fresh socket, queued requests discarded
         runtime.count("request_timeouts")
         self.timeouts += 1
-        timeout = RequestTimeout(f"{self.label}: no reply from "
-                                 f"{', '.join(r.endpoint for r in replicas.replicas)} within "
-                                 f"{self.timeout_s:g}s ({attempts} attempt(s))")
+        timeout = RequestTimeout(f"{self.label}: no reply in {attempts} attempt(s): "
+                                 + "; ".join(outcomes))
         self.record_error(timeout, workflow_id)  # a replay raises it again, message and all
         raise timeout
+
+    def close(self) -> None:
+        """Also ends a request waiting on another thread (main mode): it raises
+        `ServiceStopping` at once instead of waiting out its attempts."""
+        self.closed = True
+        poller = self.poller
+        if poller is not None:
+            poller.wake()
+        super().close()
+
+    def _abandon(self, workflow_id: str, attempts: int) -> None:
+        stopped = ServiceStopping(f"{self.label}: the service is stopping; the request "
+                                  f"was abandoned after {attempts} attempt(s)")
+        self.record_error(stopped, workflow_id)
+        raise stopped
 
     def _receive(self, socket, rid: str):
         """The reply to request `rid` waiting on `socket`, crediting its replica; None
