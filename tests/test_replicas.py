@@ -186,6 +186,42 @@ def test_a_reply_later_than_the_attempt_deadline_is_a_timeout_on_the_bus(sf_bus)
     assert client.runtime.counters["request_attempts_timed_out"] == 1
 
 
+def test_a_reply_in_time_stays_in_time_while_another_service_sleeps_on_the_bus(sf_bus):
+    # While the client waits for b, a third service sleeps 2 s in virtual time; the bus
+    # serves b meanwhile and b's reply arrives at once: it is no timeout, though the wait
+    # ends past its deadline.
+    def on_tick(args, to_send, states, config):
+        time.sleep(2 * TIMEOUT_S)
+
+    sleeper = make_module("sleeper", connection_models={"in": {"ticks": {
+        "connection_type": "subscriber", "required_creation_arguments": {"on_new_message": on_tick},
+        "required_arguments": {"n": int}}}})
+
+    def on_ask(args, to_send, states, config):
+        to_send("connection", "ticks", {"n": 1})  # the sleeper now has input too
+        return to_send("connection", "echo", {"text": args["text"]})
+
+    client = make_module("replica_client", connection_models={
+        "in": {"ask": {"connection_type": "replyer",
+                       "required_creation_arguments": {"on_new_request": on_ask},
+                       "required_arguments": {"text": str},
+                       "required_return_arguments": {"text": str, "replica": str}}},
+        "out": {"ticks": {"connection_type": "publisher", "required_arguments": {"n": int}},
+                "echo": {"connection_type": "requester", "required_arguments": {"text": str},
+                         "required_return_arguments": {"text": str, "replica": str},
+                         "optional_creation_arguments": {"timeout_s": TIMEOUT_S}}}})
+    sf_bus.service(replica_module("b"),
+                   addresses={"connections": {"in": {"echo": {"replyer": "b:1"}}}})
+    sf_bus.service(sleeper, addresses={"connections": {"in": {"ticks": {
+        "subscriber": "client:2"}}}})
+    asking = sf_bus.service(client, addresses={"connections": {
+        "in": {"ask": {"replyer": "client:1"}},
+        "out": {"ticks": {"publisher": "client:2"}, "echo": {"requester": "b:1"}}}})
+    replies = [asking.request("ask", {"text": str(n)}) for n in range(8)]
+    assert [reply["replica"] for reply in replies] == ["b"] * 8
+    assert asking.runtime.counters.get("request_attempts_timed_out", 0) == 0
+
+
 # -- the dedupe cache -------------------------------------------------------------------------
 def test_the_cache_answers_only_the_same_id_with_the_same_bytes_and_is_bounded():
     cache = ReplyCache(2)

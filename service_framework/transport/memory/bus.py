@@ -215,6 +215,8 @@ class MemoryBus(Transport):
             # not told. The body is the frame that can be large (topics and ids are short).
             self.oversized_dropped += 1
             return True
+        if not dst.inbox:
+            dst.readable_since = self.clock.monotonic()
         dst.inbox.append(frames)
         if dst.pollers:
             self.scheduler.input_for(dst)

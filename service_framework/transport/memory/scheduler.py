@@ -324,12 +324,6 @@ class BusScheduler(Scheduler):
             if found:
                 return found
             if self.run_one():
-                if deadline is not None and self.clock.monotonic() > deadline:
-                    # A step ran past the deadline (its handler slept in virtual time):
-                    # the wait ended while it ran, and what it sent came too late — as
-                    # on ZeroMQ, where the poll would have returned empty at the deadline.
-                    self.deliveries.deliver_due()
-                    return []
                 continue
             upcoming = self.next_event()
             if upcoming is None or (deadline is not None and upcoming > deadline):
