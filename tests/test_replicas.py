@@ -426,3 +426,47 @@ def test_stopping_the_service_ends_a_failover_in_main_at_once():
     wait_until(lambda: "error" in outcome, timeout=10, message="main's request ending")
     assert type(outcome["error"]).__name__ == "ServiceStopping", outcome["error"]
     assert time.monotonic() - stopped_at < 2.0  # was 15 s: every replica's timeout
+
+
+def test_the_stop_never_wakes_a_poller_the_sender_already_closed():
+    """close() wakes the sending thread's poller; that thread closes the poller once its
+    request ends. A wake after the close would write into whatever file took the pipe's
+    descriptor: the two are serialised (the wake is held here until the sender tries to
+    close, or for 1 s)."""
+    closing, seen = threading.Event(), {}
+    asking = threading.Event()
+
+    def main(to_send, config):
+        asking.set()
+        try:
+            to_send("connection", "echo", {"text": "x"})
+        except Exception:
+            pass
+
+    # short attempts, many of them: the sender's poll ends while the wake is held back
+    module = make_module("woken_while_closing", main=main, connection_models={"out": {
+        "echo": {"connection_type": "requester", "required_arguments": {"text": str},
+                 "optional_creation_arguments": {"timeout_s": 0.2, "retries": 1000}}}})
+    service = Service(service_module=module, console_loglevel="CRITICAL", addresses={
+        "connections": {"out": {"echo": {"requester": endpoint(free_port())}}}})
+    service.run_service_as_main()
+    assert asking.wait(10)
+    requester = service.runtime.out_connections["echo"]
+    wait_until(lambda: requester.poller is not None, message="the request's poller")
+    poller = requester.poller
+    close, wake = poller.close, poller.wake
+
+    def close_noticed():
+        closing.set()
+        close()
+
+    def slow_wake():
+        requester.closed = True  # the sender's attempt ends, then it closes the poller
+        closing.wait(1.0)
+        seen["closed_when_woken"] = poller._closed
+        wake()
+
+    poller.close, poller.wake = close_noticed, slow_wake
+    service.stop_service()
+    wait_until(lambda: poller._closed, timeout=10, message="the sender closing its poller")
+    assert seen == {"closed_when_woken": False}

@@ -14,6 +14,7 @@ a replyer created with `dedupe` answers a repeated id from its cache.
 from __future__ import annotations
 
 import itertools
+import threading
 
 from ..errors import RemoteError, RequestTimeout, ServiceStopping
 from ..logs import get_logger
@@ -40,6 +41,9 @@ class Requester(OutboundConnection):
         # What metrics read: attempts refused at the high-water mark are `sends_refused`.
         self.timeouts = self.attempts_timed_out = self.retries_sent = self.sends_refused = 0
         self.poller = None
+        # close() wakes the poller from another thread while the sending thread may be
+        # closing it: a wake after the close would write into whatever file reused its fd.
+        self._poller_lock = threading.Lock()
 
     def open(self) -> None:
         endpoints = self.endpoints("requester", many=True)  # fail early on a missing address
@@ -58,9 +62,10 @@ class Requester(OutboundConnection):
 
     def release_sockets(self) -> None:
         super().release_sockets()
-        if self.poller is not None:
-            self.poller.close()
-            self.poller = None
+        with self._poller_lock:
+            if self.poller is not None:
+                self.poller.close()
+                self.poller = None
         if self.replicas is not None:
             for replica in self.replicas.replicas:
                 replica.socket = None
@@ -135,9 +140,9 @@ class Requester(OutboundConnection):
         """Also ends a request waiting on another thread (main mode): it raises
         `ServiceStopping` at once instead of waiting out its attempts."""
         self.closed = True
-        poller = self.poller
-        if poller is not None:
-            poller.wake()
+        with self._poller_lock:
+            if self.poller is not None:
+                self.poller.wake()
         super().close()
 
     def _abandon(self, workflow_id: str, attempts: int) -> None:
