@@ -5,12 +5,19 @@ switch), so no traffic ever touches the machine's own network. Needs root and `i
     hosts.run("a", [...])         # a process on host a
     hosts.cut("b") / hosts.mend("b")   # b's cable out, and back in
     hosts.destroy()
+
+The namespaces are named after the creating process (`sf<pid in hex><host>`), and its
+processes die with it (PR_SET_PDEATHSIG): namespaces a killed run left behind are swept by
+the next run (`sweep_stale`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import re
 import shutil
+import signal
 import subprocess
 import uuid
 from typing import Sequence
@@ -39,6 +46,45 @@ def _ip(*args: str) -> None:
         raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip()}")
 
 
+_OURS = re.compile(r"sf([0-9a-f]{7})(?:a|b|c|sw)")
+_PR_SET_PDEATHSIG = 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale() -> list[str]:
+    """Deletes the namespaces of runs whose process is gone (killed before it could clean
+    up), killing what still runs in them; returns their names."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    swept = []
+    for line in listed.splitlines():
+        name = line.split(" ", 1)[0]
+        match = _OURS.fullmatch(name)
+        if match is None or _alive(int(match.group(1), 16)):
+            continue
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+        for pid in pids.stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        swept.append(name)
+    return swept
+
+
+def _die_with_parent() -> None:  # in the child, before exec: `ip netns exec` execs in turn
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Hosts:
     def __init__(self, tag: str) -> None:
         self.tag = tag  # short: interface names have at most 15 characters
@@ -47,7 +93,8 @@ class Hosts:
 
     @classmethod
     def create(cls) -> "Hosts":
-        hosts = cls(uuid.uuid4().hex[:6])
+        sweep_stale()
+        hosts = cls(f"{os.getpid():07x}")
         try:
             hosts._build()
         except BaseException:
@@ -80,7 +127,7 @@ class Hosts:
 
     def run(self, host: str, args: Sequence[str], **popen) -> subprocess.Popen:
         process = subprocess.Popen(["ip", "netns", "exec", self.namespaces[host], *args],
-                                   **popen)
+                                   preexec_fn=_die_with_parent, **popen)
         self.processes.append(process)
         return process
 

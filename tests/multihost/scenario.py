@@ -9,6 +9,7 @@ follower of the book and an echo replica each.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -38,6 +39,20 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.1)
     return value
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM (a CI timeout, `kill`) raises SystemExit here, so the `finally` blocks stop
+    the services and take the namespaces down instead of leaving them behind."""
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Scenario:
@@ -150,19 +165,67 @@ class Scenario:
             except subprocess.TimeoutExpired:
                 process.kill()
 
+    def wrong_values(self, host: str) -> list[str]:
+        """Every value a handler on `host` saw while synced that the producer never had at
+        that seq, or a seq that went back (the promise: a synced value is the producer's,
+        and while recovering, handlers see the last good value)."""
+        path = Path(str(self.status_path(host)) + ".updates")
+        lines = path.read_text().splitlines() if path.exists() else []
+        wrong, last_seq = [], 0
+        for line in lines:
+            update = json.loads(line)
+            if not update["synced"]:
+                continue
+            if update["seq"] <= last_seq:
+                wrong.append(f"seq {update['seq']} after {last_seq}")
+            elif update["book"] != expected_book(update["seq"]):
+                wrong.append(f"seq {update['seq']} ({update['kind']}): {update['book']}")
+            last_seq = max(last_seq, update["seq"])
+        return wrong
+
     def summary(self) -> dict:
         answers = self.answers()
         during = [a for a in answers if self.cut_at + 1.0 < a["t"] < self.mended_at]
         return {
             "requests": len(answers),
             "errors": [a for a in answers if "error" in a],
-            "answered_during_cut": sorted({a.get("replica") for a in during}),
+            "answered_during_cut": sorted({a.get("replica") or "(error)" for a in during}),
             "requests_during_cut": len(during),
             "slowest_s": max((a.get("took", 0.0) for a in answers), default=0.0),
             "b": self.status("b"), "c": self.status("c"), "expected": expected_book(COUNT),
+            "wrong_values": {host: self.wrong_values(host) for host in ("b", "c")},
             "snapshots_since_cut": {host: self.status(host)["snapshots"]
                                     - self.before_cut[host]["snapshots"] for host in ("b", "c")},
         }
+
+
+def problems(result: dict) -> list[str]:
+    """What the run broke of the documented semantics; empty when it kept them all."""
+    found = []
+    if result["errors"]:  # every request answered: failed over, never failed
+        found.append(f"{len(result['errors'])} requests failed: {result['errors'][:3]}")
+    if result["requests_during_cut"] < 10:
+        found.append(f"only {result['requests_during_cut']} requests during the cut")
+    if result["answered_during_cut"] != ["c"]:
+        found.append(f"answered during the cut by {result['answered_during_cut']}, not c alone")
+    if result["slowest_s"] >= 2 * 0.5 + 0.5:  # one lost attempt on b, then c at once
+        found.append(f"the slowest request took {result['slowest_s']:.2f} s")
+    for host in ("b", "c"):
+        status = result[host]
+        if not (status["seq"] == COUNT and status["synced"]):
+            found.append(f"follower {host} ended at seq {status['seq']}, synced "
+                         f"{status['synced']}, not at {COUNT} in sync")
+        if status["book"] != result["expected"]:
+            found.append(f"follower {host} ended with another book than the producer's")
+        if result["wrong_values"][host]:
+            wrong = result["wrong_values"][host]
+            found.append(f"follower {host} saw {len(wrong)} values the producer never had: "
+                         f"{wrong[:3]}")
+    if result["snapshots_since_cut"]["b"] < 1:
+        found.append("follower b took no snapshot after the cut (it cannot have resynced)")
+    if result["snapshots_since_cut"]["c"] != 0:
+        found.append("follower c, never cut off, took a snapshot after the cut")
+    return found
 
 
 def main() -> int:
@@ -173,7 +236,7 @@ def main() -> int:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
     hosts = Hosts.create()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, stopped_by_sigterm():
         scenario = Scenario(hosts, Path(tmp))
         try:
             scenario.run(say=lambda text: print(f"{time.strftime('%H:%M:%S')} {text}",
@@ -186,12 +249,16 @@ def main() -> int:
         status = result[host]
         print(f"follower {host}: seq {status['seq']}, synced {status['synced']}, snapshots "
               f"taken since the cut {result['snapshots_since_cut'][host]}, book equal to the "
-              f"producer's: "
-              f"{status['book'] == result['expected']}")
+              f"producer's: {status['book'] == result['expected']}, values never the "
+              f"producer's: {len(result['wrong_values'][host])}")
     print(f"client: {result['requests']} requests, {len(result['errors'])} errors; during the "
           f"cut {result['requests_during_cut']} answered by {result['answered_during_cut']}; "
           f"slowest {result['slowest_s']:.2f} s")
-    return 0
+    found = problems(result)
+    for problem in found:
+        print(f"PROBLEM: {problem}")
+    print("nothing promised was lost" if not found else f"{len(found)} problem(s)")
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Host A's client (main mode): asks the echo replicas every `interval_s` for `duration_s`
-and prints one JSON line per request: when, which replica answered (or the error)."""
+and prints one JSON line per request: when, which replica answered (or the error;
+a reply to another request is one)."""
 
 import json
 import time
@@ -22,6 +23,8 @@ def main(to_send, config):
         try:
             reply = to_send("connection", "echo", {"text": str(number)})
             line = {"t": started, "took": time.time() - started, "replica": reply["replica"]}
+            if reply["text"] != str(number):  # another request's reply: a failure too
+                line["error"] = f"request {number} got the reply to {reply['text']!r}"
         except Exception as error:  # the test counts these: there must be none
             line = {"t": started, "error": f"{type(error).__name__}: {error}"}
         print(json.dumps(line), flush=True)
