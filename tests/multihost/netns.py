@@ -81,8 +81,18 @@ def sweep_stale() -> list[str]:
     return swept
 
 
+# Looked up here, not in the child: between fork and exec only this call runs (no dlopen,
+# whose lock another thread of the parent might have held at the fork).
+# (None where there is no prctl: namespaces are Linux's, and the run is skipped elsewhere.)
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None
+
+
 def _die_with_parent() -> None:  # in the child, before exec: `ip netns exec` execs in turn
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Hosts:
