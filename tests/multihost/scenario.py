@@ -30,6 +30,8 @@ REPLICA = HERE.parent / "services" / "named_replica.py"
 COUNT, INTERVAL_S = 1200, 0.01  # deltas the producer publishes, about 15 s of them
 CUT_S = 5.0
 DEADLINE_S = 40.0
+SCRAPE = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], " \
+         "timeout=10).read().decode())"
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
@@ -60,9 +62,13 @@ class Scenario:
         self.hosts, self.workdir = hosts, workdir
         a, b, c = (hosts.address(host) for host in ("a", "b", "c"))
         self.endpoints = {"xsub": f"{a}:6000", "xpub": f"{a}:6001", "snapshots": f"{a}:6002",
-                          "b": f"{b}:6100", "c": f"{c}:6100"}
+                          "b": f"{b}:6100", "c": f"{c}:6100",
+                          # metrics, scraped from inside their host (`scrape`)
+                          "metrics_a": f"{a}:9100", "metrics_b": f"{b}:9100",
+                          "metrics_c": f"{c}:9100"}
         self.cut_at = self.mended_at = 0.0
         self.before_cut: dict = {}
+        self.metrics: dict[str, dict[str, float]] = {}
 
     def _service(self, host: str, name: str, service: Path, addresses: dict,
                  *flags: str) -> subprocess.Popen:
@@ -83,7 +89,8 @@ class Scenario:
             self._service(host, f"follower_{host}", HERE / "services" / "mh_follower.py",
                           {"states": {"in": {"book": {"subscriber": e["xpub"],
                                                       "requester": e["snapshots"]}}}},
-                          "--status_path", str(self.status_path(host)))
+                          "--status_path", str(self.status_path(host)),
+                          "--metrics", e[f"metrics_{host}"])
             self._service(host, f"replica_{host}", REPLICA,
                           {"connections": {"in": {"echo": {"replyer": e[host]}}}},
                           "--name", host)
@@ -93,7 +100,7 @@ class Scenario:
                       "-m", "--count", str(COUNT), "--interval_s", str(INTERVAL_S))
         self._service("a", "client", HERE / "services" / "mh_client.py",
                       {"connections": {"out": {"echo": {"requester": [e["b"], e["c"]]}}}},
-                      "-m", "--duration_s", "120")
+                      "-m", "--duration_s", "120", "--metrics", e["metrics_a"])
 
     def status_path(self, host: str) -> Path:
         return self.workdir / f"follower_{host}.json"
@@ -154,6 +161,7 @@ class Scenario:
         wait_for(lambda: any(a.get("replica") == "b" and a["t"] > self.mended_at
                              for a in self.answers()), "replica b answering again")
         say("both followers caught up; replica b answers again")
+        self.metrics = {host: self.scrape(host) for host in ("a", "b", "c")}
 
     def stop(self) -> None:
         for process in self.hosts.processes:
@@ -164,6 +172,21 @@ class Scenario:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+    def scrape(self, host: str) -> dict[str, float]:
+        """The metrics of the service with `--metrics` on `host` (A: the client, B and C:
+        the followers), read from inside that host: `{"name{labels}": value}`."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://{self.endpoints[f'metrics_{host}']}/metrics"
+        fetch = self.hosts.run(host, [sys.executable, "-c", SCRAPE, url],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        text, errors = fetch.communicate(timeout=20)
+        if fetch.returncode != 0:
+            raise AssertionError(f"scraping {url} on {host} failed: {errors.decode()[-500:]}")
+        return {f"{sample.name}{{{sample.labels.get('name', '')}}}": sample.value
+                for family in text_string_to_metric_families(text.decode())
+                for sample in family.samples}
 
     def wrong_values(self, host: str) -> list[str]:
         """Every value a handler on `host` saw while synced that the producer never had at
@@ -194,6 +217,16 @@ class Scenario:
             "slowest_s": max((a.get("took", 0.0) for a in answers), default=0.0),
             "b": self.status("b"), "c": self.status("c"), "expected": expected_book(COUNT),
             "wrong_values": {host: self.wrong_values(host) for host in ("b", "c")},
+            "metrics": {  # what docs/deployment.md says to watch, as the services told it
+                "attempts_timed_out": self.metrics["a"].get(
+                    "service_framework_request_attempts_timed_out_total{echo}"),
+                "request_timeouts": self.metrics["a"].get(
+                    "service_framework_request_timeouts_total{echo}"),
+                **{f"resyncs_{host}": self.metrics[host].get(
+                    "service_framework_state_resyncs_total{book}") for host in ("b", "c")},
+                **{f"synced_{host}": self.metrics[host].get(
+                    "service_framework_state_synced{book}") for host in ("b", "c")},
+            },
             "snapshots_since_cut": {host: self.status(host)["snapshots"]
                                     - self.before_cut[host]["snapshots"] for host in ("b", "c")},
         }
@@ -221,6 +254,14 @@ def problems(result: dict) -> list[str]:
             wrong = result["wrong_values"][host]
             found.append(f"follower {host} saw {len(wrong)} values the producer never had: "
                          f"{wrong[:3]}")
+    metrics = result["metrics"]
+    if not (metrics["attempts_timed_out"] or 0) >= 1 or metrics["request_timeouts"] != 0:
+        found.append(f"the client's metrics do not show attempts lost on b and no request "
+                     f"lost: {metrics}")
+    if not ((metrics["resyncs_b"] or 0) >= 1 and metrics["synced_b"] == 1
+            and metrics["synced_c"] == 1):
+        found.append(f"the followers' metrics do not show b's resync and both in sync: "
+                     f"{metrics}")
     if result["snapshots_since_cut"]["b"] < 1:
         found.append("follower b took no snapshot after the cut (it cannot have resynced)")
     if result["snapshots_since_cut"]["c"] != 0:
@@ -254,6 +295,8 @@ def main() -> int:
     print(f"client: {result['requests']} requests, {len(result['errors'])} errors; during the "
           f"cut {result['requests_during_cut']} answered by {result['answered_during_cut']}; "
           f"slowest {result['slowest_s']:.2f} s")
+    print("metrics: " + ", ".join(f"{key} {value:g}" if value is not None else f"{key} -"
+                                  for key, value in result["metrics"].items()))
     found = problems(result)
     for problem in found:
         print(f"PROBLEM: {problem}")
