@@ -191,7 +191,7 @@ def test_a_reply_in_time_stays_in_time_while_another_service_sleeps_on_the_bus(s
     # serves b meanwhile and b's reply arrives at once: it is no timeout, though the wait
     # ends past its deadline.
     def on_tick(args, to_send, states, config):
-        time.sleep(2 * TIMEOUT_S)
+        time.sleep(2 * TIMEOUT_S)  # virtual time: the bus moves its clock, nobody waits
 
     sleeper = make_module("sleeper", connection_models={"in": {"ticks": {
         "connection_type": "subscriber", "required_creation_arguments": {"on_new_message": on_tick},
@@ -400,9 +400,9 @@ def test_a_hung_replica_is_failed_over_within_timeout_over_zmq(tmp_path):
         stop(processes["ok"])
 
 
-def test_stopping_the_service_ends_a_failover_in_main_at_once():
-    """main is failing over across three replicas nobody runs when the service is asked to
-    stop: the request ends with ServiceStopping, not three timeouts later."""
+def asking_in_main(name: str, endpoints: list[str], **creation):
+    """A main-mode service whose main asks `echo` once (its error kept in `outcome`),
+    started, with main inside the request (or about to be)."""
     outcome: dict = {}
     asking = threading.Event()
 
@@ -413,14 +413,21 @@ def test_stopping_the_service_ends_a_failover_in_main_at_once():
         except Exception as error:
             outcome["error"] = error
 
-    module = make_module("stopped_while_asking", main=main, connection_models={"out": {
-        "echo": {"connection_type": "requester", "required_arguments": {"text": str},
-                 "optional_creation_arguments": {"timeout_s": 5.0}}}})
+    module = make_module(name, main=main, connection_models={"out": {"echo": {
+        "connection_type": "requester", "required_arguments": {"text": str},
+        "optional_creation_arguments": creation}}})
     service = Service(service_module=module, console_loglevel="CRITICAL", addresses={
-        "connections": {"out": {"echo": {"requester": [endpoint(free_port())
-                                                       for _ in range(3)]}}}})
+        "connections": {"out": {"echo": {"requester": endpoints}}}})
     service.run_service_as_main()
     assert asking.wait(10)
+    return service, outcome
+
+
+def test_stopping_the_service_ends_a_failover_in_main_at_once():
+    """main is failing over across three replicas nobody runs when the service is asked to
+    stop: the request ends with ServiceStopping, not three timeouts later."""
+    service, outcome = asking_in_main("stopped_while_asking",
+                                      [endpoint(free_port()) for _ in range(3)], timeout_s=5.0)
     stopped_at = time.monotonic()
     service.stop_service()
     wait_until(lambda: "error" in outcome, timeout=10, message="main's request ending")
@@ -433,28 +440,14 @@ def test_the_stop_never_wakes_a_poller_the_sender_already_closed():
     request ends. A wake after the close would write into whatever file took the pipe's
     descriptor: the two are serialised (the wake is held here until the sender tries to
     close, or for 1 s)."""
-    closing, seen = threading.Event(), {}
-    asking = threading.Event()
-
-    def main(to_send, config):
-        asking.set()
-        try:
-            to_send("connection", "echo", {"text": "x"})
-        except Exception:
-            pass
-
     # short attempts, many of them: the sender's poll ends while the wake is held back
-    module = make_module("woken_while_closing", main=main, connection_models={"out": {
-        "echo": {"connection_type": "requester", "required_arguments": {"text": str},
-                 "optional_creation_arguments": {"timeout_s": 0.2, "retries": 1000}}}})
-    service = Service(service_module=module, console_loglevel="CRITICAL", addresses={
-        "connections": {"out": {"echo": {"requester": endpoint(free_port())}}}})
-    service.run_service_as_main()
-    assert asking.wait(10)
+    service, _ = asking_in_main("woken_while_closing", [endpoint(free_port())],
+                                timeout_s=0.2, retries=1000)
     requester = service.runtime.out_connections["echo"]
     wait_until(lambda: requester.poller is not None, message="the request's poller")
     poller = requester.poller
     close, wake = poller.close, poller.wake
+    closing, seen = threading.Event(), {}
 
     def close_noticed():
         closing.set()

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from netns import Hosts, sweep_stale, unavailable
-from scenario import COUNT, Scenario, problems, stopped_by_sigterm
+from scenario import COUNT, Scenario, problems, stopped_by_sigterm, wait_for
 
 REASON = unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"multi-host run: {REASON}")
@@ -36,8 +36,12 @@ def test_namespaces_a_killed_run_left_behind_are_swept_with_their_processes():
     stale = f"sf{int(gone.stdout):07x}b"  # a run that was killed: its process is gone
     subprocess.run(["ip", "netns", "add", stale], check=True)
     left = subprocess.Popen(["ip", "netns", "exec", stale, sys.executable, "-c",
-                             "import time; time.sleep(600)"])
+                             "import sys; sys.stdin.read()"],  # runs until killed
+                            stdin=subprocess.PIPE)
     try:
+        wait_for(lambda: subprocess.run(["ip", "netns", "pids", stale], capture_output=True,
+                                        text=True).stdout.strip(),
+                 "the left-behind process inside its namespace", timeout=10)
         assert stale in sweep_stale()
         assert left.wait(10) != 0  # killed with its namespace
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
