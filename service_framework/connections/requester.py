@@ -83,8 +83,6 @@ class Requester(OutboundConnection):
         order = replicas.order(clock.monotonic())
         outcomes: list[str] = []  # what each attempt came to, for the RequestTimeout
         for attempt in range(1, attempts + 1):
-            if self.closed:  # stopped while failing over: the next replica is not tried
-                self._abandon(workflow_id, attempt - 1)
             replica = order[(attempt - 1) % len(order)]
             if replica.socket is None:
                 self._new_socket(replica)
@@ -113,7 +111,7 @@ class Requester(OutboundConnection):
                             raise RemoteError(reply.error["type"], reply.error["message"],
                                               self.name)
                         break
-            if self.closed:
+            if self.closed:  # stopped while failing over: the next replica is not tried
                 self._abandon(workflow_id, attempt)
             if stopping:
                 runtime.count("refused_by_a_stopping_replica")

@@ -220,7 +220,8 @@ class Transfers:
         transfer = self._transfers.get((peer, rid))
         if transfer is None:
             return []  # expired or unknown: the in side times out and asks again
-        received = min(received, transfer.sent)  # the peer's word: at most what it was sent
+        # the peer's word: never more than it was sent (a window at a time)
+        received = min(max(received, 0), transfer.sent)
         if received > transfer.received:  # moving on (asking again for the same is not)
             transfer.received = received
             transfer.last_active = now
@@ -231,8 +232,6 @@ class Transfers:
         parts = transfer.bodies
         epoch, seq = transfer.key
         due = []
-        # `received` is the peer's word: never more than it was sent (a window at a time)
-        received = min(max(received, 0), transfer.sent)
         flight = sum(len(parts.packed(index)) for index in range(received, transfer.sent))
         while transfer.sent < min(len(parts.entries), received + transfer.window):
             index = transfer.sent
